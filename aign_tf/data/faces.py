@@ -1,0 +1,139 @@
+"""Face data for the face tasks: one place that turns a source (built-in, CelebA folder, TFDS) into
+in-memory uint8 arrays split into train / test, and the step-indexed tf.data pipeline over them.
+
+Sources (``data_dir``):
+  ``None`` or ``"builtin"``: the procedural faces of :mod:`aign_tf.data.synthetic_faces` (no download).
+  ``"tfds"`` or ``"tfds:<dir>"``: TFDS ``celeb_a``, only if already prepared locally.
+  any other path: CelebA in its published layout (see datasets/celeba/README.md).
+Decoded splits are cached as ``.npz`` under ``cache_dir`` so a re-run does not decode again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from aign_tf.data import synthetic_faces
+
+BUILTIN = "builtin"
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceArrays:
+    """images uint8 [N, S, S, 3]; labels uint8 {0, 1} [N, A]; attribute_names (A,)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    attribute_names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, indices: np.ndarray) -> FaceArrays:
+        return FaceArrays(self.images[indices], self.labels[indices], self.attribute_names)
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceSplits:
+    train: FaceArrays
+    test: FaceArrays
+    source: str
+    skipped_images: int  # corrupt / unreadable files skipped while decoding (0 for built-in data)
+
+
+def _cache_path(cache_dir: str, *key) -> str:
+    digest = hashlib.sha1(repr(key).encode()).hexdigest()[:12]
+    return os.path.join(cache_dir, f"faces_{digest}.npz")
+
+
+def _save_npz(path: str, **arrays) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def _load_celeba_like(data_dir: str, image_size: int, cache_dir: str, max_images: int | None) -> FaceSplits:
+    from aign_tf.data import celeba
+
+    key = ("celeba", os.path.abspath(data_dir), image_size, max_images)
+    path = _cache_path(cache_dir, *key)
+    if os.path.exists(path):
+        z = np.load(path)
+        names = tuple(str(n) for n in z["names"])
+        return FaceSplits(FaceArrays(z["train_x"], z["train_y"], names), FaceArrays(z["test_x"], z["test_y"], names),
+                          source=f"celeba:{data_dir}", skipped_images=int(z["skipped"]))
+    parts, skipped = {}, 0
+    for split in ("train", "test"):
+        if data_dir.startswith("tfds"):
+            tfds_dir = data_dir.split(":", 1)[1] if ":" in data_dir else None
+            ds, names = celeba.tfds_split(split, image_size, data_dir=tfds_dir)
+            if max_images:
+                ds = ds.take(max_images)
+            x, y, n_skip = celeba.materialize(ds, expected=None)
+        else:
+            paths, labels, names = celeba.celeba_split(data_dir, split)
+            if max_images:
+                paths, labels = paths[:max_images], labels[:max_images]
+            ds = celeba.make_image_dataset(paths, labels, image_size=image_size)
+            x, y, n_skip = celeba.materialize(ds, expected=len(paths))
+        parts[split] = FaceArrays(x, y, tuple(names))
+        skipped += n_skip
+    _save_npz(path, train_x=parts["train"].images, train_y=parts["train"].labels, test_x=parts["test"].images,
+              test_y=parts["test"].labels, names=np.array(parts["train"].attribute_names), skipped=skipped)
+    return FaceSplits(parts["train"], parts["test"], source=f"celeba:{data_dir}", skipped_images=skipped)
+
+
+def load_face_splits(data_dir: str | None, image_size: int, cache_dir: str, data_seed: int = 0,
+                     num_train: int = 12000, num_test: int = 1000, max_images: int | None = None) -> FaceSplits:
+    """Loads (or generates) the train and test face arrays; see the module docstring for sources."""
+    if data_dir in (None, "", BUILTIN):
+        x, y = synthetic_faces.load_or_generate(cache_dir, num_train + num_test, data_seed, image_size)
+        names = tuple(synthetic_faces.ATTRIBUTE_NAMES)
+        return FaceSplits(FaceArrays(x[:num_train], y[:num_train], names),
+                          FaceArrays(x[num_train:], y[num_train:], names), source=BUILTIN, skipped_images=0)
+    if not data_dir.startswith("tfds") and not os.path.isdir(data_dir):
+        raise FileNotFoundError(f"--data_dir={data_dir!r} is not a directory; expected a CelebA folder "
+                                "(see datasets/celeba/README.md), 'tfds', or 'builtin'")
+    return _load_celeba_like(data_dir, image_size, cache_dir, max_images)
+
+
+def step_batches(observations: np.ndarray, prior: np.ndarray, batch_size: int, seed: int, start_step: int,
+                 prepare, paired: np.ndarray | None = None) -> tf.data.Dataset:
+    """Step-indexed batches: batch k draws ``batch_size`` observation indices and ``batch_size`` prior
+    indices (uniformly, with replacement) from stateless RNGs seeded by (seed, k), so the stream depends
+    only on (seed, k) and resuming at step k reproduces it exactly.
+
+    observations: uint8 [N, S, S, 3] images the observations are rendered from (the task never trains on
+      them directly except through ``paired``).
+    prior: uint8 [M, S', S', 3] the real-factor collection (unpaired with ``observations``).
+    prepare: ``fn(images float32 [B, S, S, 3], step int64) -> dict`` run in the pipeline (parallel, off the
+      training thread), e.g. to render the observation.
+    paired: optional bool [N]: which observations carry their ground truth for the supervised term.
+    Yields dicts with the keys of ``prepare`` plus ``"prior"`` float32 [B, S', S', 3] in [0, 1],
+    ``"paired"`` float32 [B] and ``"step"`` int64.
+    """
+    if len(observations) == 0 or len(prior) == 0:
+        raise ValueError(f"need a non-empty observation set and prior collection, got {len(observations)} "
+                         f"observations and {len(prior)} prior images")
+    obs_t = tf.constant(observations)
+    prior_t = tf.constant(prior)
+    paired_t = tf.constant(np.zeros(len(observations), np.float32) if paired is None else paired.astype(np.float32))
+    n_obs, n_prior = len(observations), len(prior)
+
+    def make(step):
+        obs_idx = tf.random.stateless_uniform([batch_size], [seed, step], maxval=n_obs, dtype=tf.int64)
+        prior_idx = tf.random.stateless_uniform([batch_size], [seed + 1, step], maxval=n_prior, dtype=tf.int64)
+        images = tf.cast(tf.gather(obs_t, obs_idx), tf.float32) / 255.0
+        batch = dict(prepare(images, step))
+        batch["prior"] = tf.cast(tf.gather(prior_t, prior_idx), tf.float32) / 255.0
+        batch["paired"] = tf.gather(paired_t, obs_idx)
+        batch["step"] = step
+        return batch
+
+    ds = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max)
+    return ds.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,234 @@
+"""aign_tf command line: ``python -m aign_tf.main --task=inpaint --bias=male``.
+
+Modes: ``train`` (default: train, resume if a checkpoint exists, then evaluate, save samples and export),
+``eval``, ``export``, ``predict`` (files in, PNGs out) and ``bench``. ``--helpfull`` lists every flag;
+``--flagfile=FILE`` reads flags from a file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+
+from absl import app, flags, logging  # noqa: E402
+
+FLAGS = flags.FLAGS
+MODES = ("train", "eval", "export", "predict", "bench")
+
+flags.DEFINE_enum("task", "inpaint", ["inpaint", "superres"], "Which AIGN task to run.")
+flags.DEFINE_enum("mode", "train", MODES, "train (then eval + export), eval, export, predict or bench.")
+flags.DEFINE_string("bias", "male", "Prior collection the discriminator sees: a shortcut (male, female, young, old, "
+                    "big_lips, big_nose, smiling, eyeglasses, none) or an expression over CelebA attribute names, "
+                    "e.g. 'Male and not Young'.")
+flags.DEFINE_string("prior_dir", None, "A folder of images (e.g. one identity) used as the prior collection "
+                    "instead of --bias.")
+flags.DEFINE_string("data_dir", None, "Face data: unset/'builtin' = procedural faces (no download); a CelebA "
+                    "folder (datasets/celeba/README.md); 'tfds' or 'tfds:DIR' for a prepared TFDS celeb_a.")
+flags.DEFINE_string("cache_dir", "datasets/cache", "Where generated/decoded data and the attribute probe are cached.")
+flags.DEFINE_string("run_dir", None, "Checkpoints, TensorBoard, eval results. Default runs/<task>_<bias>.")
+flags.DEFINE_string("export_dir", "saved_models", "SavedModels go to <export_dir>/<task>_<bias>/<version>/.")
+flags.DEFINE_integer("steps", 1500, "Training steps (generator updates).")
+flags.DEFINE_integer("batch_size", 16, "Batch size.")
+flags.DEFINE_integer("image_size", 64, "Face image size (the factors' resolution).")
+flags.DEFINE_integer("factor", 4, "superres: downsampling factor of the renderer.")
+flags.DEFINE_enum("mask", "mouth_nose", ["mouth_nose", "random_box"], "inpaint: which region is hidden.")
+flags.DEFINE_integer("seed", 0, "The one seed for initialisation, batches and masks.")
+flags.DEFINE_integer("data_seed", 0, "Seed of the built-in dataset and of the observation/prior split.")
+flags.DEFINE_bool("deterministic", False, "Deterministic ops, so a resumed run equals an uninterrupted one.")
+flags.DEFINE_enum("mixed_precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"],
+                  "Compute precision; mixed_float16 uses dynamic loss scaling (GPU only gains from it).")
+flags.DEFINE_bool("jit_compile", True, "Compile the train step with XLA.")
+flags.DEFINE_enum("adversarial_loss", "non_saturating", ["non_saturating", "least_squares", "hinge", "wgan_gp"],
+                  "Adversarial loss pair.")
+flags.DEFINE_integer("d_steps", 1, "Discriminator updates per generator update.")
+flags.DEFINE_float("reconstruction_weight", 10.0, "Weight of the reconstruction (render vs observation) loss.")
+flags.DEFINE_float("adversarial_weight", 1.0, "Weight of the generator's adversarial loss.")
+flags.DEFINE_float("supervised_weight", 10.0, "Weight of the paired-supervision loss.")
+flags.DEFINE_float("gp_weight", 10.0, "WGAN-GP gradient-penalty weight.")
+flags.DEFINE_float("paired_fraction", 0.0, "Fraction of observations whose ground truth is used (supervised term).")
+flags.DEFINE_float("g_learning_rate", 2e-4, "Generator Adam learning rate.")
+flags.DEFINE_float("d_learning_rate", 2e-4, "Discriminator Adam learning rate.")
+flags.DEFINE_float("ema_decay", 0.0, "EMA decay of generator weights for eval/export (0 = off, e.g. 0.999).")
+flags.DEFINE_integer("g_filters", 16, "Generator base width.")
+flags.DEFINE_integer("d_filters", 16, "Discriminator base width.")
+flags.DEFINE_bool("spectral_norm", False, "Spectral normalisation in the discriminator.")
+flags.DEFINE_integer("checkpoint_every", 250, "Checkpoint interval in steps.")
+flags.DEFINE_integer("log_every", 25, "Progress/TensorBoard scalar interval in steps.")
+flags.DEFINE_integer("image_every", 250, "TensorBoard image interval in steps.")
+flags.DEFINE_integer("num_train", 12000, "Built-in data: training faces (half observations, half prior pool).")
+flags.DEFINE_integer("num_test", 1000, "Built-in data: held-out faces.")
+flags.DEFINE_integer("eval_images", 1000, "Held-out images used by eval.")
+flags.DEFINE_integer("max_images", None, "CelebA/TFDS: use at most this many images per split.")
+flags.DEFINE_integer("probe_epochs", 4, "Epochs of the attribute probe (trained once, cached).")
+flags.DEFINE_bool("export", True, "train mode: export a SavedModel at the end.")
+flags.DEFINE_string("input", None, "predict: an image file or a folder of images.")
+flags.DEFINE_string("input_mask", None, "predict (inpaint): a mask image (white = hole); default the task's mask.")
+flags.DEFINE_string("output", None, "predict: output folder (default <run_dir>/predictions).")
+
+
+def _run_dir(bias_slug: str) -> str:
+    return FLAGS.run_dir or os.path.join("runs", f"{FLAGS.task}_{bias_slug}")
+
+
+def build(log=print):
+    """Builds (task, trainer) from the flags."""
+    import keras
+    import tensorflow as tf
+
+    from aign_tf.data.faces import load_face_splits
+    from aign_tf.tasks.faces import TASKS, FaceTaskConfig
+    from trainers.loop import TrainConfig, Trainer
+
+    keras.utils.set_random_seed(FLAGS.seed)
+    if FLAGS.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    splits = load_face_splits(FLAGS.data_dir, FLAGS.image_size, FLAGS.cache_dir, FLAGS.data_seed,
+                              FLAGS.num_train, FLAGS.num_test, FLAGS.max_images)
+    log(f"data: {splits.source}: {len(splits.train)} train / {len(splits.test)} test images"
+        + (f", {splits.skipped_images} unreadable images skipped" if splits.skipped_images else ""))
+    config = FaceTaskConfig(image_size=FLAGS.image_size, factor=FLAGS.factor, mask=FLAGS.mask, bias=FLAGS.bias,
+                            prior_dir=FLAGS.prior_dir, g_filters=FLAGS.g_filters, d_filters=FLAGS.d_filters,
+                            spectral_norm=FLAGS.spectral_norm, dtype_policy=FLAGS.mixed_precision,
+                            paired_fraction=FLAGS.paired_fraction, eval_images=FLAGS.eval_images,
+                            data_seed=FLAGS.data_seed, cache_dir=FLAGS.cache_dir)
+    task = TASKS[FLAGS.task](config, splits, log=log)
+    log(f"prior: {task.prior_description}")
+    train_config = TrainConfig(
+        steps=FLAGS.steps, batch_size=FLAGS.batch_size, seed=FLAGS.seed, adversarial_loss=FLAGS.adversarial_loss,
+        d_steps=FLAGS.d_steps, gp_weight=FLAGS.gp_weight, reconstruction_weight=FLAGS.reconstruction_weight,
+        adversarial_weight=FLAGS.adversarial_weight, supervised_weight=FLAGS.supervised_weight,
+        g_learning_rate=FLAGS.g_learning_rate, d_learning_rate=FLAGS.d_learning_rate, ema_decay=FLAGS.ema_decay,
+        mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
+        checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every, image_every=FLAGS.image_every)
+    return task, Trainer(task, train_config, _run_dir(_slug()), log=log)
+
+
+def _slug() -> str:
+    from aign_tf.data.bias import bias_slug
+
+    if FLAGS.prior_dir:
+        return "prior_" + bias_slug(os.path.basename(os.path.normpath(FLAGS.prior_dir)))
+    return bias_slug(FLAGS.bias)
+
+
+def format_eval_table(result: dict) -> str:
+    """A plain-text table of an evaluation result."""
+    lines = [f"evaluation: task={result['task']} bias={result['bias']} on {result['eval_images']} held-out images",
+             f"  consistency PSNR render(output) vs input: {result['consistency_psnr_db']:.2f} dB",
+             f"  PSNR / SSIM vs true faces:                {result['psnr_vs_truth_db']:.2f} dB / "
+             f"{result['ssim_vs_truth']:.3f}"]
+    if "attributes" in result:
+        lines.append(f"  {'attribute':<12} {'rate(outputs)':>13} {'rate(true)':>10} {'shift':>7} {'probe acc':>9}")
+        for name, a in result["attributes"].items():
+            note = "" if a["probe_reliable"] else "  (probe near chance: not a valid figure)"
+            lines.append(f"  {name:<12} {a['rate_outputs']:>13.3f} {a['rate_true']:>10.3f} {a['shift']:>+7.3f} "
+                         f"{a['probe_accuracy']:>9.3f}{note}")
+    if "bias_strength" in result:
+        valid = "" if result["bias_probe_reliable"] else " (probe unreliable for this attribute: not quoted)"
+        lines.append(f"  bias strength ({result['bias_attribute']}): {result['bias_strength']:+.3f}{valid}")
+    return "\n".join(lines)
+
+
+def evaluate(task, trainer, log=print) -> dict:
+    from aign_tf import formats
+    from aign_tf.probe import load_or_train_probe
+
+    splits = task.splits
+    probe = load_or_train_probe(FLAGS.cache_dir, splits.train.images, splits.train.labels, splits.test.images,
+                                splits.test.labels, splits.train.attribute_names, epochs=FLAGS.probe_epochs,
+                                seed=FLAGS.data_seed, log=log)
+    result = task.evaluate(trainer.eval_generator, trainer.run_dir, probe=probe)
+    result.update(step=int(trainer.step.numpy()), seed=FLAGS.seed, command=" ".join(sys.argv),
+                  skipped_images=splits.skipped_images)
+    path = os.path.join(trainer.run_dir, "eval.json")
+    formats.write_json(path, result)
+    log(format_eval_table(result))
+    log(f"held-out samples (input | output | truth): {result['samples_png']}\nresults: {path}")
+    return result
+
+
+def export(task, trainer, log=print) -> str:
+    from aign_tf.export import export_for_serving
+
+    generator = trainer.eval_generator
+    meta = dict(task.export_metadata(), step=int(trainer.step.numpy()))
+    path = export_for_serving(lambda **inputs: task.serve(generator, **inputs), task.serving_signature(),
+                              FLAGS.export_dir, f"{FLAGS.task}_{_slug()}", trackables=[generator], metadata=meta)
+    log(f"SavedModel for TF Serving: {path}")
+    return path
+
+
+def predict(task, trainer, log=print) -> list[str]:
+    import numpy as np
+
+    from aign_tf import formats
+
+    if not FLAGS.input:
+        raise app.UsageError("--mode=predict needs --input=FILE_OR_FOLDER")
+    paths = formats.list_images(FLAGS.input) if os.path.isdir(FLAGS.input) else [FLAGS.input]
+    out_dir = FLAGS.output or os.path.join(trainer.run_dir, "predictions")
+    spec = task.serving_signature()["image"]
+    size = spec.shape[1]
+    images = np.stack([formats.read_image(p, size) for p in paths]).astype(np.float32)
+    inputs = {"image": images}
+    if "mask" in task.serving_signature():
+        if FLAGS.input_mask:
+            mask = formats.read_mask(FLAGS.input_mask, size)[None]
+        else:
+            mask = task.observe(images, 0)["mask"].numpy()[:1]
+        inputs["mask"] = np.repeat(mask, len(images), 0)
+    faces = task.serve(trainer.eval_generator, **inputs)["face"].numpy()
+    written = []
+    for p, face in zip(paths, faces, strict=True):
+        written.append(os.path.join(out_dir, os.path.splitext(os.path.basename(p))[0] + f"_{task.name}.png"))
+        formats.write_image(written[-1], face)
+    log(f"wrote {len(written)} predictions to {out_dir}")
+    return written
+
+
+def main(argv):
+    try:
+        _main(argv)
+    except (ValueError, FileNotFoundError) as e:
+        if os.environ.get("AIGN_TRACEBACK"):
+            raise
+        # A user-caused problem (bad flag value, missing data, empty prior, diverged run): one clear line.
+        sys.exit(f"aign_tf: error: {e}")
+    except RuntimeError as e:
+        from trainers.loop import TrainingDiverged
+
+        if isinstance(e, TrainingDiverged) and not os.environ.get("AIGN_TRACEBACK"):
+            sys.exit(f"aign_tf: error: {e}")
+        raise
+
+
+def _main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)
+    if FLAGS.mode == "bench":
+        from aign_tf import bench
+
+        bench.run(FLAGS)
+        return
+    task, trainer = build()
+    print(f"run directory: {os.path.abspath(trainer.run_dir)}", flush=True)
+    if FLAGS.mode == "train":
+        trainer.train()
+        evaluate(task, trainer)
+        if FLAGS.export:
+            export(task, trainer)
+        return
+    if trainer.restore() == 0:
+        raise app.UsageError(f"no checkpoint in {trainer.run_dir}; train first (--mode=train) or set --run_dir")
+    {"eval": evaluate, "export": export, "predict": predict}[FLAGS.mode](task, trainer)
+
+
+def run():
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

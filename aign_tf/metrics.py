@@ -1,0 +1,148 @@
+"""Evaluation metrics: image quality (PSNR, SSIM) and attribute-probe bias figures.
+
+The image metrics are TensorFlow functions (eager, ``tf.function``, any float input dtype, float32
+outputs, one value per image). The attribute figures are NumPy functions on probe probabilities.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+# PSNR reported for identical images (MSE 0), instead of +inf.
+PSNR_CAP_DB = 100.0
+# The Gaussian window side of standard SSIM (Wang et al. 2004); reduced for images smaller than this.
+SSIM_FILTER_SIZE = 11
+
+# --- image quality ---------------------------------------------------------------------------------------
+
+
+def _image_pair(a, b) -> tuple[tf.Tensor, tf.Tensor]:
+    a = tf.cast(tf.convert_to_tensor(a), tf.float32)
+    b = tf.cast(tf.convert_to_tensor(b), tf.float32)
+    for name, t in (("a", a), ("b", b)):
+        if t.shape.rank is not None and t.shape.rank != 4:
+            raise ValueError(f"{name} must have shape [B, H, W, C] (rank 4); got shape {t.shape}")
+    if not a.shape.is_compatible_with(b.shape):
+        raise ValueError(f"image shapes differ: a {a.shape} vs b {b.shape}")
+    return a, b
+
+
+def _positive_max_val(max_val) -> float:
+    if not float(max_val) > 0.0:
+        raise ValueError(f"max_val must be > 0 (the dynamic range, e.g. 1.0 or 255); got {max_val!r}")
+    return float(max_val)
+
+
+def psnr(a, b, max_val: float = 1.0, weights=None) -> tf.Tensor:
+    """Peak signal-to-noise ratio per image, in dB: ``10 * log10(max_val^2 / MSE)``.
+
+    Args:
+      a, b: `[B, H, W, C]` images in ``[0, max_val]`` (any float dtype).
+      max_val: the dynamic range of the images (1.0 for [0, 1] floats, 255 for 8-bit values).
+      weights: optional `[B, H, W, 1]` or `[B, H, W, C]` (e.g. the visible mask, 1 = counted): the MSE is
+        then the weighted mean ``sum(w * (a - b)^2) / sum(w)`` over each image, so hidden pixels are
+        ignored.
+
+    Returns:
+      `[B]` float32 PSNR in dB, capped at ``PSNR_CAP_DB`` (100 dB): identical images (MSE 0) and an image
+      whose weights are all zero give 100 dB, never inf or nan.
+
+    Raises:
+      ValueError: the images are not rank 4 or differ in shape, ``max_val <= 0``, or the weights do not
+        broadcast to the images.
+    """
+    a, b = _image_pair(a, b)
+    max_val = _positive_max_val(max_val)
+    squared = tf.math.squared_difference(a, b)  # [B, H, W, C]
+    if weights is None:
+        mse = tf.reduce_mean(squared, axis=[1, 2, 3])
+    else:
+        weights = tf.cast(tf.convert_to_tensor(weights), tf.float32)
+        try:
+            tf.broadcast_static_shape(squared.shape, weights.shape)
+        except ValueError:
+            raise ValueError(f"weights shape {weights.shape} does not broadcast to the image shape "
+                             f"{squared.shape}") from None
+        weights = tf.broadcast_to(weights, tf.shape(squared))
+        mse = tf.math.divide_no_nan(tf.reduce_sum(weights * squared, axis=[1, 2, 3]),
+                                    tf.reduce_sum(weights, axis=[1, 2, 3]))
+    # Flooring the MSE at max_val^2 * 10^(-cap/10) caps the PSNR at exactly PSNR_CAP_DB.
+    floor = max_val ** 2 * 10.0 ** (-PSNR_CAP_DB / 10.0)
+    mse = tf.maximum(mse, floor)
+    return 10.0 * tf.math.log(max_val ** 2 / mse) / tf.math.log(10.0)
+
+
+def ssim(a, b, max_val: float = 1.0) -> tf.Tensor:
+    """Structural similarity per image (Wang et al. 2004) via ``tf.image.ssim``.
+
+    Uses the standard 11 x 11 Gaussian window (sigma 1.5). ``tf.image.ssim`` needs images at least as
+    large as the window, so for images smaller than 11 px on a side the window side is reduced to
+    ``min(H, W)`` (sigma unchanged); such scores are not comparable with standard 11-px SSIM. H and W
+    must be known at trace time for that reduction; otherwise the 11-px window is used.
+
+    Args:
+      a, b: `[B, H, W, C]` images in ``[0, max_val]`` (any float dtype).
+      max_val: the dynamic range of the images.
+
+    Returns:
+      `[B]` float32 SSIM, 1 for identical images.
+
+    Raises:
+      ValueError: the images are not rank 4 or differ in shape, or ``max_val <= 0``.
+    """
+    a, b = _image_pair(a, b)
+    max_val = _positive_max_val(max_val)
+    filter_size = SSIM_FILTER_SIZE
+    known = [d for d in (a.shape[1:3] if a.shape.rank is not None else []) if d is not None]
+    if known:
+        filter_size = min(filter_size, *known)
+    return tf.image.ssim(a, b, max_val=max_val, filter_size=filter_size)
+
+
+# --- attribute-probe bias figures (NumPy) ----------------------------------------------------------------
+
+
+def attribute_rates(probs, threshold: float = 0.5) -> np.ndarray:
+    """Fraction of images on which each attribute is detected.
+
+    Args:
+      probs: `[N, A]` probe probabilities for N images and A attributes.
+      threshold: an attribute counts as present when its probability is strictly above this.
+
+    Returns:
+      `[A]` float64 rates in [0, 1].
+
+    Raises:
+      ValueError: ``probs`` is not a non-empty 2-D array.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[0] == 0:
+        raise ValueError(f"probs must be a non-empty [N, A] array; got shape {probs.shape}")
+    return np.mean(probs > threshold, axis=0)
+
+
+def bias_strength(output_probs, true_probs, threshold: float = 0.5) -> float:
+    """How much more often the model's outputs show an attribute than the true images of the same inputs.
+
+    ``rate(output_probs) - rate(true_probs)``, each rate the fraction of probabilities strictly above
+    ``threshold``. Positive: the outputs over-represent the attribute (e.g. a male-only prior making
+    outputs more male than the truth); in [-1, 1].
+
+    Args:
+      output_probs: `[N]` probe probabilities of the attribute on the model's outputs.
+      true_probs: `[N]` probe probabilities of the attribute on the true images for the same inputs.
+      threshold: the detection threshold.
+
+    Returns:
+      Python float.
+
+    Raises:
+      ValueError: the arrays are not non-empty 1-D arrays of the same length.
+    """
+    out = np.asarray(output_probs, dtype=np.float64)
+    true = np.asarray(true_probs, dtype=np.float64)
+    if out.ndim != 1 or true.ndim != 1 or out.size == 0 or out.shape != true.shape:
+        raise ValueError(f"output_probs and true_probs must be non-empty [N] arrays of equal length; "
+                         f"got shapes {out.shape} and {true.shape}")
+    return float(np.mean(out > threshold) - np.mean(true > threshold))

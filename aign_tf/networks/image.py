@@ -1,0 +1,92 @@
+"""Image networks for the face tasks: a residual U-Net generator, a PatchGAN discriminator and the
+attribute probe classifier.
+
+All builders take a Keras ``dtype_policy`` (``"float32"``, ``"mixed_float16"``, ``"mixed_bfloat16"``) that
+is passed to every layer instead of being set globally; the last layer of every network computes in
+float32 so outputs and logits are always float32. Images enter in [0, 1] and are mapped to [-1, 1]
+inside the networks.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+
+def _conv(filters, kernel, strides, policy, name, activation=None):
+    return layers.Conv2D(filters, kernel, strides=strides, padding="same", activation=activation,
+                         dtype=policy, name=name)
+
+
+def unet_generator(image_size: int, in_channels: int, base_filters: int = 32, depth: int = 3,
+                   dtype_policy: str = "float32", name: str = "generator") -> keras.Model:
+    """Residual U-Net: ``output = base + delta(condition)``.
+
+    Inputs:
+      condition: [B, S, S, in_channels] in [0, 1] — what the generator sees (e.g. masked image + mask, or
+        the nearest-upsampled low-resolution image).
+      base: [B, S, S, 3] in [0, 1] — the image the prediction starts from (masked image, upsampled input).
+    Output: [B, S, S, 3] float32, the predicted full-resolution face (not clipped).
+
+    Encoder: ``depth`` stride-2 stages (filters base * 2**i, capped at 4x base); decoder: nearest upsampling,
+    skip concatenation, two 3x3 convs. The delta is a linear 3x3 conv initialised near zero, so training
+    starts from ``base`` and the reconstruction term is easy to satisfy early.
+    """
+    if image_size % (2**depth):
+        raise ValueError(f"image_size={image_size} must be divisible by 2**depth={2**depth}")
+    cond = keras.Input((image_size, image_size, in_channels), name="condition")
+    base = keras.Input((image_size, image_size, 3), name="base")
+    x = layers.Rescaling(2.0, offset=-1.0, dtype=dtype_policy, name="to_signed")(cond)
+    x = _conv(base_filters, 3, 1, dtype_policy, "stem", "relu")(x)
+    skips = []
+    for i in range(depth):
+        skips.append(x)
+        f = base_filters * min(2 ** (i + 1), 4)
+        x = _conv(f, 3, 2, dtype_policy, f"down{i}_a", "relu")(x)
+        x = _conv(f, 3, 1, dtype_policy, f"down{i}_b", "relu")(x)
+    for i in reversed(range(depth)):
+        f = base_filters * min(2**i, 4)
+        x = layers.UpSampling2D(2, dtype=dtype_policy, name=f"up{i}")(x)
+        x = layers.Concatenate(dtype=dtype_policy, name=f"skip{i}")([x, skips[i]])
+        x = _conv(f, 3, 1, dtype_policy, f"up{i}_a", "relu")(x)
+        x = _conv(f, 3, 1, dtype_policy, f"up{i}_b", "relu")(x)
+    delta = layers.Conv2D(3, 3, padding="same", dtype="float32", name="delta",
+                          kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3))(x)
+    out = layers.Add(dtype="float32", name="output")([layers.Activation("linear", dtype="float32")(base), delta])
+    return keras.Model({"condition": cond, "base": base}, out, name=name)
+
+
+def patch_discriminator(image_size: int, channels: int = 3, base_filters: int = 32, depth: int = 3,
+                        spectral_norm: bool = False, dtype_policy: str = "float32",
+                        name: str = "discriminator") -> keras.Model:
+    """PatchGAN discriminator (Isola et al. 2017): [B, S, S, C] in [0, 1] -> logits [B, S/2**depth,
+    S/2**depth, 1] float32, one per overlapping patch. Optional spectral normalisation (Miyato et al. 2018)
+    via ``keras.layers.SpectralNormalization``."""
+    wrap = layers.SpectralNormalization if spectral_norm else (lambda layer, **_: layer)
+    inp = keras.Input((image_size, image_size, channels), name="image")
+    x = layers.Rescaling(2.0, offset=-1.0, dtype=dtype_policy, name="to_signed")(inp)
+    for i in range(depth):
+        f = base_filters * min(2**i, 8)
+        x = wrap(_conv(f, 4, 2, dtype_policy, f"conv{i}"), dtype=dtype_policy)(x)
+        x = layers.LeakyReLU(0.2, dtype=dtype_policy)(x)
+    x = wrap(_conv(base_filters * min(2**depth, 8), 3, 1, dtype_policy, "conv_last"), dtype=dtype_policy)(x)
+    x = layers.LeakyReLU(0.2, dtype=dtype_policy)(x)
+    logits = layers.Conv2D(1, 3, padding="same", dtype="float32", name="logits")(x)
+    return keras.Model(inp, logits, name=name)
+
+
+def attribute_probe(image_size: int, num_attributes: int, base_filters: int = 32,
+                    name: str = "attribute_probe") -> keras.Model:
+    """Multi-label attribute classifier used as a measuring instrument: [B, S, S, 3] in [0, 1] -> logits
+    [B, A] float32 (sigmoid gives per-attribute probabilities). Always float32."""
+    inp = keras.Input((image_size, image_size, 3), name="image")
+    x = layers.Rescaling(2.0, offset=-1.0)(inp)
+    for i, mult in enumerate((1, 2, 4, 4)):
+        x = layers.Conv2D(base_filters * mult, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+        x = layers.BatchNormalization(name=f"bn{i}")(x)
+        x = layers.ReLU()(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.2)(x)
+    logits = layers.Dense(num_attributes, name="logits")(x)
+    return keras.Model(inp, logits, name=name)

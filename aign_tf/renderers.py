@@ -1,0 +1,194 @@
+"""Renderers: fixed, parameter-free, differentiable maps from predicted factors to the observation space.
+
+Each renderer is a pure function of tensors (no variables, no state) that works eagerly, under
+``tf.function`` and with XLA. Argument shapes are validated up front where they are statically known, so a
+wrong shape fails with one ``ValueError`` naming the argument instead of an error deep inside an op.
+
+Face tasks:
+  * super-resolution: ``downsample_render`` (average pooling),
+  * inpainting: ``mask_render`` with a mask from ``box_mask`` or ``random_box_masks``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+
+import tensorflow as tf
+
+
+def _static_rank_4(tensor: tf.Tensor, name: str) -> tf.TensorShape:
+    shape = tensor.shape
+    if shape.rank is not None and shape.rank != 4:
+        raise ValueError(f"{name} must have shape [B, H, W, C] (rank 4); got shape {shape.as_list()}")
+    return shape
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive Python int; got {value!r}")
+    return int(value)
+
+
+def _batch_size(value, name: str = "batch_size"):
+    """A positive Python int, or a scalar integer tensor (e.g. ``tf.shape(images)[0]``) passed through."""
+    if isinstance(value, tf.Tensor | tf.Variable):
+        if value.shape.rank not in (None, 0):
+            raise ValueError(f"{name} must be a scalar; got a tensor of shape {value.shape.as_list()}")
+        return tf.cast(value, tf.int32)
+    return _positive_int(value, name)
+
+
+def downsample_render(images: tf.Tensor, factor: int) -> tf.Tensor:
+    """Super-resolution renderer: average-pools non-overlapping ``factor x factor`` blocks.
+
+    Args:
+      images: `[B, H, W, C]` floating images (any float dtype; the output keeps it). H and W must be
+        divisible by ``factor``.
+      factor: positive Python int; 1 is the identity.
+
+    Returns:
+      `[B, H / factor, W / factor, C]` images, each pixel the mean of its block.
+
+    Raises:
+      ValueError: ``factor`` is not a positive int, ``images`` is not rank 4, or a statically known H or W
+        is not divisible by ``factor``. (With H or W unknown at trace time the divisibility check runs
+        at execution time as a ``tf.debugging`` assertion.)
+    """
+    factor = _positive_int(factor, "factor")
+    images = tf.convert_to_tensor(images)
+    shape = _static_rank_4(images, "images")
+    if shape.rank is None:
+        raise ValueError("images must have a known rank 4 ([B, H, W, C]); got unknown rank")
+    for axis, label in ((1, "height"), (2, "width")):
+        size = shape[axis]
+        if size is not None and size % factor:
+            raise ValueError(f"images {label} {size} is not divisible by factor {factor} "
+                             f"(images shape {shape.as_list()})")
+    if factor == 1:
+        return tf.identity(images)
+    if shape[1] is None or shape[2] is None:
+        dims = tf.shape(images)[1:3]
+        with tf.control_dependencies([tf.debugging.assert_equal(
+                dims % factor, 0, message=f"images height and width must be divisible by factor {factor}")]):
+            images = tf.identity(images)
+    return tf.nn.avg_pool2d(images, ksize=factor, strides=factor, padding="VALID")
+
+
+def mask_render(images: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Inpainting renderer: zeroes the hidden pixels.
+
+    Args:
+      images: `[B, H, W, C]` floating images.
+      mask: `[B, H, W, 1]` (or `[B, H, W, C]`) with 1 = visible and 0 = hidden; any real dtype, cast to
+        the dtype of ``images``.
+
+    Returns:
+      `[B, H, W, C]` ``images * mask`` in the dtype of ``images``: the observation the generator sees.
+
+    Raises:
+      ValueError: either argument is not rank 4, or their statically known B, H, W differ, or the mask's
+        channel count is neither 1 nor C.
+    """
+    images = tf.convert_to_tensor(images)
+    mask = tf.convert_to_tensor(mask)
+    image_shape = _static_rank_4(images, "images")
+    mask_shape = _static_rank_4(mask, "mask")
+    if image_shape.rank is not None and mask_shape.rank is not None:
+        for axis, label in ((0, "batch"), (1, "height"), (2, "width")):
+            a, b = image_shape[axis], mask_shape[axis]
+            if a is not None and b is not None and a != b:
+                raise ValueError(f"mask {label} {b} does not match images {label} {a} "
+                                 f"(images {image_shape.as_list()}, mask {mask_shape.as_list()})")
+        c_img, c_mask = image_shape[3], mask_shape[3]
+        if c_mask is not None and c_mask != 1 and c_img is not None and c_mask != c_img:
+            raise ValueError(f"mask must have 1 or {c_img} channels; got mask shape {mask_shape.as_list()}")
+    return images * tf.cast(mask, images.dtype)
+
+
+def _inside_interval(centres: tf.Tensor, low: tf.Tensor, high: tf.Tensor) -> tf.Tensor:
+    """Boolean: pixel centre in [low, high). Broadcasts ``centres [N]`` against ``low/high [..., 1]``."""
+    return tf.logical_and(centres >= low, centres < high)
+
+
+def _pixel_centres(size: int) -> tf.Tensor:
+    """`[size]` float32 pixel-centre positions as fractions of the image side: (i + 0.5) / size."""
+    return (tf.range(size, dtype=tf.float32) + 0.5) / float(size)
+
+
+def box_mask(batch_size, height: int, width: int, box: Sequence[float]) -> tf.Tensor:
+    """A fixed rectangular hole, the same for every example.
+
+    A pixel is hidden (0) when its centre ``((i + 0.5) / height, (j + 0.5) / width)`` lies in
+    ``[top, bottom) x [left, right)``; every other pixel is visible (1).
+
+    Args:
+      batch_size: positive Python int or a scalar integer tensor.
+      height, width: positive Python ints, the image size in pixels.
+      box: ``(top, left, bottom, right)`` as fractions of the image side, ``0 <= top < bottom <= 1`` and
+        ``0 <= left < right <= 1``.
+
+    Returns:
+      `[B, height, width, 1]` float32 mask, 1 = visible, 0 = hidden.
+
+    Raises:
+      ValueError: a size is not a positive int, or ``box`` is not four ordered fractions in [0, 1].
+    """
+    batch_size = _batch_size(batch_size)
+    height = _positive_int(height, "height")
+    width = _positive_int(width, "width")
+    try:
+        top, left, bottom, right = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise ValueError(f"box must be four numbers (top, left, bottom, right); got {box!r}") from None
+    if not (0.0 <= top < bottom <= 1.0 and 0.0 <= left < right <= 1.0):
+        raise ValueError(f"box (top, left, bottom, right) must satisfy 0 <= top < bottom <= 1 and "
+                         f"0 <= left < right <= 1; got {tuple(box)!r}")
+    rows = _inside_interval(_pixel_centres(height), top, bottom)  # [H]
+    cols = _inside_interval(_pixel_centres(width), left, right)  # [W]
+    hidden = tf.logical_and(rows[:, None], cols[None, :])  # [H, W]
+    mask = 1.0 - tf.cast(hidden, tf.float32)
+    return tf.broadcast_to(mask[None, :, :, None], tf.stack([batch_size, height, width, 1]))
+
+
+def random_box_masks(seed, batch_size, height: int, width: int, min_frac: float = 0.25,
+                     max_frac: float = 0.5) -> tf.Tensor:
+    """One random rectangular hole per example, deterministic given ``seed``.
+
+    Each box's height and width fractions are drawn uniformly from ``[min_frac, max_frac)``, its top-left
+    corner uniformly so the box stays inside the image; pixels are hidden by the same pixel-centre rule
+    as ``box_mask``. Uses ``tf.random.stateless_uniform``: the same seed gives the same masks.
+
+    Args:
+      seed: `[2]` integer tensor (int32 or int64), the stateless RNG seed.
+      batch_size: positive Python int or a scalar integer tensor.
+      height, width: positive Python ints, the image size in pixels.
+      min_frac, max_frac: box side range as fractions of the image side, ``0 < min_frac <= max_frac <= 1``.
+
+    Returns:
+      `[B, height, width, 1]` float32 masks, 1 = visible, 0 = hidden.
+
+    Raises:
+      ValueError: ``seed`` is not of shape [2], a size is not a positive int, or the fractions are out of
+        range.
+    """
+    batch_size = _batch_size(batch_size)
+    height = _positive_int(height, "height")
+    width = _positive_int(width, "width")
+    if not 0.0 < min_frac <= max_frac <= 1.0:
+        raise ValueError(f"need 0 < min_frac <= max_frac <= 1; got min_frac={min_frac!r}, "
+                         f"max_frac={max_frac!r}")
+    seed = tf.convert_to_tensor(seed)
+    if not seed.dtype.is_integer:
+        raise ValueError(f"seed must be an integer tensor of shape [2]; got dtype {seed.dtype.name}")
+    if seed.shape.rank is not None and seed.shape.as_list() != [2]:
+        raise ValueError(f"seed must have shape [2]; got shape {seed.shape.as_list()}")
+    u = tf.random.stateless_uniform(tf.stack([batch_size, 4]), seed=seed, dtype=tf.float32)  # [B, 4]
+    box_h = min_frac + (max_frac - min_frac) * u[:, 0:1]  # [B, 1]
+    box_w = min_frac + (max_frac - min_frac) * u[:, 1:2]
+    top = (1.0 - box_h) * u[:, 2:3]
+    left = (1.0 - box_w) * u[:, 3:4]
+    rows = _inside_interval(_pixel_centres(height)[None, :], top, top + box_h)  # [B, H]
+    cols = _inside_interval(_pixel_centres(width)[None, :], left, left + box_w)  # [B, W]
+    hidden = tf.logical_and(rows[:, :, None], cols[:, None, :])  # [B, H, W]
+    return (1.0 - tf.cast(hidden, tf.float32))[..., None]

@@ -1,0 +1,77 @@
+"""The narrow interface between a task and the training loop.
+
+A task binds data, networks, renderer, losses and metrics. The trainer (``trainers/``) only calls what is
+declared here; it never knows which renderer or data a task uses, and a task never imports the trainer.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+
+import keras
+import tensorflow as tf
+
+Batch = Mapping[str, tf.Tensor]
+
+
+class Task(abc.ABC):
+    """One AIGN problem: observation -> factors, with a fixed renderer factors -> observation.
+
+    Attributes set by subclasses:
+      name: task name, e.g. ``"inpaint"``.
+      generator: keras.Model, the inverse-graphics network (trained).
+      discriminator: keras.Model, judges factors: real prior sample vs predicted (trained).
+    """
+
+    name: str
+    generator: keras.Model
+    discriminator: keras.Model
+
+    @abc.abstractmethod
+    def train_dataset(self, batch_size: int, seed: int, start_step: int) -> tf.data.Dataset:
+        """Batches for steps ``start_step, start_step + 1, ...``; batch k depends only on (seed, k), so a
+        resumed run sees exactly the batches an uninterrupted one would. Each batch is a dict holding at
+        least the observation and a ``"prior"`` sample of real factors."""
+
+    @abc.abstractmethod
+    def generate(self, generator: keras.Model, batch: Batch, training: bool) -> tf.Tensor:
+        """Predicted factors (float32) for the batch's observations using ``generator``."""
+
+    @abc.abstractmethod
+    def render(self, factors: tf.Tensor, batch: Batch) -> tf.Tensor:
+        """The fixed renderer: factors -> observation space."""
+
+    @abc.abstractmethod
+    def losses(self, batch: Batch, factors: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Non-adversarial generator terms, unweighted scalars keyed ``"reconstruction"`` and (when the
+        batch carries paired targets) ``"supervised"``."""
+
+    def real_factors(self, batch: Batch) -> tf.Tensor:
+        """The discriminator's real sample (from the unpaired prior collection)."""
+        return batch["prior"]
+
+    @abc.abstractmethod
+    def metrics(self, batch: Batch, factors: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Scalar training metrics for TensorBoard (e.g. consistency PSNR)."""
+
+    @abc.abstractmethod
+    def sample_images(self, batch: Batch, factors: tf.Tensor) -> tf.Tensor:
+        """An image grid [1, H, W, 3] in [0, 1] for TensorBoard (e.g. input | output | rendered | prior)."""
+
+    @abc.abstractmethod
+    def evaluate(self, generator: keras.Model, out_dir: str) -> dict:
+        """Held-out evaluation: returns a JSON-serialisable dict of results and writes any figures to
+        ``out_dir``."""
+
+    @abc.abstractmethod
+    def serving_signature(self) -> dict[str, tf.TensorSpec]:
+        """Named, typed, shaped inputs of the exported model."""
+
+    @abc.abstractmethod
+    def serve(self, generator: keras.Model, **inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The exported computation: named inputs -> named float32 outputs."""
+
+    def export_metadata(self) -> dict:
+        """Facts written beside the SavedModel (task, bias, sizes)."""
+        return {"task": self.name}

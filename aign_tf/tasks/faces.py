@@ -1,0 +1,289 @@
+"""The two face tasks: super-resolution (``superres``) and inpainting (``inpaint``).
+
+Both predict a full-resolution face (the factors) from an observation, render it back with a fixed renderer
+(average-pool downsampling / masking) for the reconstruction loss, and let a PatchGAN discriminator compare
+predicted faces with an unpaired prior collection selected by ``--bias`` (or read from ``--prior_dir``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from aign_tf import formats, losses, metrics, renderers
+from aign_tf.data import bias as bias_lib
+from aign_tf.data import synthetic_faces
+from aign_tf.data.faces import FaceArrays, FaceSplits, step_batches
+from aign_tf.networks.image import patch_discriminator, unet_generator
+from aign_tf.tasks.base import Batch, Task
+
+REPORTED_ATTRIBUTES = ("Male", "Young", "Big_Lips", "Big_Nose", "Smiling", "Eyeglasses")
+MASK_MODES = ("mouth_nose", "random_box")
+
+
+@dataclasses.dataclass
+class FaceTaskConfig:
+    image_size: int = 64
+    factor: int = 4  # super-resolution downsampling factor
+    mask: str = "mouth_nose"  # inpainting hole: the mouth/nose box, or random boxes
+    bias: str = "male"
+    prior_dir: str | None = None
+    g_filters: int = 16
+    d_filters: int = 16
+    spectral_norm: bool = False
+    dtype_policy: str = "float32"
+    paired_fraction: float = 0.0
+    eval_images: int = 1000
+    data_seed: int = 0
+    cache_dir: str = "datasets/cache"
+
+
+def _load_prior_dir(prior_dir: str, image_size: int) -> np.ndarray:
+    paths = formats.list_images(prior_dir)
+    images = np.stack([formats.read_image(p, image_size) for p in paths])
+    return np.round(images * 255.0).astype(np.uint8)
+
+
+def _batched(fn, arrays, batch_size=100):
+    outs = [fn(*[a[i:i + batch_size] for a in arrays]) for i in range(0, len(arrays[0]), batch_size)]
+    return np.concatenate([o.numpy() if hasattr(o, "numpy") else o for o in outs], 0)
+
+
+class FaceTask(Task):
+    """Shared machinery; subclasses define the observation, the generator's inputs and the renderer."""
+
+    in_channels: int
+
+    def __init__(self, config: FaceTaskConfig, splits: FaceSplits, log=print):
+        self.config = config
+        self.splits = splits
+        self.log = log
+        size = config.image_size
+        names = splits.train.attribute_names
+        rng = np.random.default_rng(config.data_seed)
+        order = rng.permutation(len(splits.train))
+        # Unpaired by construction: observations and the prior collection come from disjoint halves.
+        half = len(order) // 2
+        self.observations: FaceArrays = splits.train.subset(np.sort(order[:half]))
+        if config.prior_dir:
+            self.prior = _load_prior_dir(config.prior_dir, size)
+            self.prior_description = f"{len(self.prior)} images from --prior_dir={config.prior_dir}"
+        else:
+            pool = splits.train.subset(np.sort(order[half:]))
+            chosen = bias_lib.select_prior(pool.labels, config.bias, names)
+            self.prior = pool.images[chosen]
+            self.prior_description = (f"{len(chosen)} of {len(pool)} prior-pool images selected by "
+                                      f"--bias={config.bias!r}")
+        n_paired = int(round(config.paired_fraction * len(self.observations)))
+        self.paired = np.zeros(len(self.observations), bool)
+        self.paired[rng.permutation(len(self.observations))[:n_paired]] = True
+        self.generator = unet_generator(size, self.in_channels, config.g_filters,
+                                        dtype_policy=config.dtype_policy)
+        self.discriminator = patch_discriminator(size, 3, config.d_filters, spectral_norm=config.spectral_norm,
+                                                 dtype_policy=config.dtype_policy)
+
+    # --- what subclasses define -------------------------------------------------------------------
+    def observe(self, images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+        """images float32 [B, S, S, 3] -> dict with "observation" (and whatever render needs)."""
+        raise NotImplementedError
+
+    def generator_inputs(self, batch: Batch) -> dict[str, tf.Tensor]:
+        raise NotImplementedError
+
+    def consistency_weights(self, batch: Batch) -> tf.Tensor | None:
+        """Which observed pixels the reconstruction compares (None = all)."""
+        return None
+
+    # --- Task interface ---------------------------------------------------------------------------
+    def train_dataset(self, batch_size: int, seed: int, start_step: int) -> tf.data.Dataset:
+        def prepare(images, step):
+            out = self.observe(images, step)
+            out["truth"] = images  # ground truth: used only by metrics and the paired term
+            return out
+
+        return step_batches(self.observations.images, self.prior, batch_size, seed, start_step, prepare,
+                            paired=self.paired)
+
+    def generate(self, generator: keras.Model, batch: Batch, training: bool) -> tf.Tensor:
+        return tf.cast(generator(self.generator_inputs(batch), training=training), tf.float32)
+
+    def losses(self, batch: Batch, factors: tf.Tensor) -> dict[str, tf.Tensor]:
+        out = {"reconstruction": losses.l1_reconstruction_loss(
+            self.render(factors, batch), batch["observation"], weights=self.consistency_weights(batch))}
+        if self.config.paired_fraction > 0:
+            out["supervised"] = losses.supervised_loss(factors, batch["truth"],
+                                                       weights=batch["paired"][:, None, None, None])
+        return out
+
+    def metrics(self, batch: Batch, factors: tf.Tensor) -> dict[str, tf.Tensor]:
+        rendered = self.render(factors, batch)
+        return {
+            "consistency_psnr_db": tf.reduce_mean(metrics.psnr(
+                tf.clip_by_value(rendered, 0.0, 1.0), batch["observation"], weights=self.consistency_weights(batch))),
+            "psnr_vs_truth_db": tf.reduce_mean(metrics.psnr(tf.clip_by_value(factors, 0.0, 1.0), batch["truth"])),
+        }
+
+    def _display_observation(self, batch: Batch) -> tf.Tensor:
+        obs = batch["observation"]
+        size = self.config.image_size
+        return tf.image.resize(obs, [size, size], method="nearest") if obs.shape[1] != size else obs
+
+    def sample_images(self, batch: Batch, factors: tf.Tensor, rows: int = 4) -> tf.Tensor:
+        """[1, rows*S, 4*S, 3]: per row observation | output | render(output) | a prior sample."""
+        size = self.config.image_size
+        rendered = self.render(factors, batch)
+        rendered = tf.image.resize(rendered, [size, size], method="nearest") if rendered.shape[1] != size \
+            else rendered
+        cols = [self._display_observation(batch), factors, rendered, batch["prior"]]
+        grid = tf.concat([tf.clip_by_value(c[:rows], 0.0, 1.0) for c in cols], axis=2)  # [rows, S, 4S, 3]
+        return tf.reshape(grid, [1, -1, grid.shape[2], 3])
+
+    def export_metadata(self) -> dict:
+        return {"task": self.name, "bias": self.config.bias, "prior_dir": self.config.prior_dir,
+                "image_size": self.config.image_size, "prior": self.prior_description}
+
+    # --- evaluation -------------------------------------------------------------------------------
+    def _eval_batch(self, images: np.ndarray) -> dict[str, tf.Tensor]:
+        out = self.observe(tf.constant(images, tf.float32) / 255.0, tf.constant(-1, tf.int64))
+        out["truth"] = tf.constant(images, tf.float32) / 255.0
+        return out
+
+    def evaluate(self, generator: keras.Model, out_dir: str, probe=None) -> dict:
+        """Held-out evaluation on the first ``eval_images`` test faces (about half male on the built-in data).
+
+        Reports consistency (PSNR of render(output) vs the observation, on the visible pixels for
+        inpainting), PSNR/SSIM against the true faces, and with a probe, per-attribute rates on outputs vs
+        the true faces, the bias strength and the probe's own held-out accuracy."""
+        test = self.splits.test
+        n = min(self.config.eval_images, len(test))
+        images = test.images[:n]
+        cons, psnr_truth, ssim_truth, outputs = [], [], [], []
+        for i in range(0, n, 100):
+            batch = self._eval_batch(images[i:i + 100])
+            factors = tf.clip_by_value(self.generate(generator, batch, training=False), 0.0, 1.0)
+            cons.append(metrics.psnr(self.render(factors, batch), batch["observation"],
+                                     weights=self.consistency_weights(batch)).numpy())
+            psnr_truth.append(metrics.psnr(factors, batch["truth"]).numpy())
+            ssim_truth.append(metrics.ssim(factors, batch["truth"]).numpy())
+            outputs.append(factors.numpy())
+        outputs = np.concatenate(outputs)
+        result = {
+            "task": self.name, "bias": self.config.bias, "prior_dir": self.config.prior_dir,
+            "prior": self.prior_description, "eval_images": int(n),
+            "consistency_psnr_db": float(np.mean(np.concatenate(cons))),
+            "psnr_vs_truth_db": float(np.mean(np.concatenate(psnr_truth))),
+            "ssim_vs_truth": float(np.mean(np.concatenate(ssim_truth))),
+        }
+        if probe is not None:
+            result.update(self._bias_figures(probe, outputs, images))
+        os.makedirs(out_dir, exist_ok=True)
+        first = self._eval_batch(images[:8])
+        rows = [[self._display_observation(first)[j].numpy(), outputs[j], images[j] / 255.0] for j in range(8)]
+        grid_path = os.path.join(out_dir, "eval_samples.png")
+        formats.write_image(grid_path, formats.image_grid(rows))
+        result["samples_png"] = grid_path
+        return result
+
+    def _bias_figures(self, probe, outputs: np.ndarray, true_images: np.ndarray) -> dict:
+        names = list(probe.attribute_names)
+        rate_out = metrics.attribute_rates(probe.probabilities(outputs))
+        rate_true = metrics.attribute_rates(probe.probabilities(true_images))
+        attributes = {
+            a: {"rate_outputs": float(rate_out[i]), "rate_true": float(rate_true[i]),
+                "shift": float(rate_out[i] - rate_true[i]), "probe_accuracy": probe.accuracy.get(a),
+                "probe_reliable": probe.reliable(a)}
+            for i, a in enumerate(names) if a in REPORTED_ATTRIBUTES}
+        result = {"attributes": attributes}
+        target = None if self.config.prior_dir else bias_lib.bias_attribute(self.config.bias, names)
+        if target is not None:
+            attr, positive = target
+            i = names.index(attr)
+            result["bias_attribute"] = attr if positive else f"not {attr}"
+            result["bias_strength"] = float(rate_out[i] - rate_true[i]) * (1 if positive else -1)
+            result["bias_probe_accuracy"] = probe.accuracy.get(attr)
+            result["bias_probe_reliable"] = probe.reliable(attr)
+        return result
+
+
+class InpaintTask(FaceTask):
+    """Face inpainting: observation = face * mask (mask 1 = visible), condition = [masked face, mask]."""
+
+    name = "inpaint"
+    in_channels = 4
+
+    def __init__(self, config: FaceTaskConfig, splits: FaceSplits, log=print):
+        if config.mask not in MASK_MODES:
+            raise ValueError(f"--mask={config.mask!r} is not one of {MASK_MODES}")
+        super().__init__(config, splits, log)
+
+    def _mask(self, batch_size, step):
+        size = self.config.image_size
+        if self.config.mask == "mouth_nose":
+            return renderers.box_mask(batch_size, size, size, synthetic_faces.MOUTH_NOSE_BOX)
+        seed = tf.stack([tf.constant(self.config.data_seed + 2, tf.int64), tf.cast(step, tf.int64)])
+        return renderers.random_box_masks(seed, batch_size, size, size)
+
+    def observe(self, images, step):
+        mask = self._mask(tf.shape(images)[0], step)
+        return {"observation": renderers.mask_render(images, mask), "mask": mask}
+
+    def generator_inputs(self, batch):
+        obs, mask = batch["observation"], batch["mask"]
+        # Start from the observation with the hole filled by the mean visible colour of each face.
+        mean = tf.reduce_sum(obs, [1, 2], keepdims=True) / (tf.reduce_sum(mask, [1, 2], keepdims=True) + 1e-6)
+        base = obs + (1.0 - mask) * mean
+        return {"condition": tf.concat([obs, mask], -1), "base": base}
+
+    def render(self, factors, batch):
+        return renderers.mask_render(factors, batch["mask"])
+
+    def consistency_weights(self, batch):
+        return batch["mask"]
+
+    def serving_signature(self):
+        s = self.config.image_size
+        return {"image": tf.TensorSpec([None, s, s, 3], tf.float32, name="image"),
+                "mask": tf.TensorSpec([None, s, s, 1], tf.float32, name="mask")}
+
+    def serve(self, generator, image, mask):
+        batch = {"observation": renderers.mask_render(image, mask), "mask": mask}
+        face = tf.clip_by_value(self.generate(generator, batch, training=False), 0.0, 1.0)
+        return {"face": face, "composite": image * mask + face * (1.0 - mask)}
+
+
+class SuperResTask(FaceTask):
+    """Face super-resolution: observation = average-pool(face, factor); condition = nearest upsampling."""
+
+    name = "superres"
+    in_channels = 3
+
+    def __init__(self, config: FaceTaskConfig, splits: FaceSplits, log=print):
+        if config.factor < 2 or config.image_size % config.factor:
+            raise ValueError(f"--factor={config.factor} must be >= 2 and divide --image_size={config.image_size}")
+        super().__init__(config, splits, log)
+
+    def observe(self, images, step):
+        return {"observation": renderers.downsample_render(images, self.config.factor)}
+
+    def generator_inputs(self, batch):
+        size = self.config.image_size
+        up = tf.image.resize(batch["observation"], [size, size], method="nearest")
+        return {"condition": up, "base": up}
+
+    def render(self, factors, batch):
+        return renderers.downsample_render(factors, self.config.factor)
+
+    def serving_signature(self):
+        s = self.config.image_size // self.config.factor
+        return {"image": tf.TensorSpec([None, s, s, 3], tf.float32, name="image")}
+
+    def serve(self, generator, image):
+        face = self.generate(generator, {"observation": image}, training=False)
+        return {"face": tf.clip_by_value(face, 0.0, 1.0)}
+
+
+TASKS = {"inpaint": InpaintTask, "superres": SuperResTask}

@@ -1,0 +1,119 @@
+"""Process-level end to end: the CLI at tiny size, one run per face task, plus kill-and-resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import REPO, cli
+
+pytestmark = pytest.mark.e2e
+
+
+def _run(args, cwd, timeout=600):
+    proc = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, (f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-3000:]}\n"
+                                  f"STDERR:\n{proc.stderr[-3000:]}")
+    return proc.stdout
+
+
+def _saved_model_cli():
+    import shutil
+
+    exe = shutil.which("saved_model_cli")
+    return [exe] if exe else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+
+
+@pytest.mark.parametrize("task,bias", [("inpaint", "male"), ("superres", "Male and not Young")])
+def test_train_eval_export_predict(tmp_path, shared_cache, task, bias):
+    run_dir, export_dir = tmp_path / "run", tmp_path / "saved_models"
+    common = [f"--task={task}", f"--bias={bias}", f"--run_dir={run_dir}", f"--cache_dir={shared_cache}",
+              f"--export_dir={export_dir}"]
+    out = _run(cli("--steps=10", "--checkpoint_every=5", *common), REPO)
+    assert f"run directory: {run_dir}" in out
+    assert "step 10/10" in out and "steps/s" in out and "ETA" in out
+    assert "bias strength" in out and "consistency PSNR" in out
+    result = json.loads((run_dir / "eval.json").read_text())
+    assert result["step"] == 10 and result["task"] == task
+    assert np.isfinite(result["consistency_psnr_db"]) and "Male" in result["attributes"]
+    assert os.path.exists(result["samples_png"])
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(run_dir / "tensorboard"))
+    slug = "male" if task == "inpaint" else "male_and_not_young"
+    version_dir = export_dir / f"{task}_{slug}" / "1"
+    assert (version_dir / "saved_model.pb").exists()
+    show = subprocess.run(_saved_model_cli() + ["show", "--dir", str(version_dir), "--tag_set", "serve",
+                                                "--signature_def", "serving_default"],
+                          capture_output=True, text=True, check=True).stdout
+    low = 32 if task == "inpaint" else 8
+    assert "inputs['image']" in show and "DT_FLOAT" in show and f"(-1, {low}, {low}, 3)" in show
+    assert "outputs['face']" in show
+    if task == "inpaint":
+        assert "inputs['mask']" in show
+
+    # Re-running the same command resumes (nothing to train) and exports version 2.
+    out = _run(cli("--steps=10", *common), REPO)
+    assert "resumed from" in out and "nothing to do" in out
+    assert (export_dir / f"{task}_{slug}" / "2" / "saved_model.pb").exists()
+
+    # predict: a folder of images in, PNGs out.
+    from aign_tf import formats
+
+    src = tmp_path / "inputs"
+    formats.write_image(str(src / "a.png"), np.random.default_rng(0).random((40, 50, 3)))
+    out = _run(cli("--mode=predict", f"--input={src}", f"--output={tmp_path / 'pred'}", *common), REPO)
+    assert (tmp_path / "pred" / f"a_{task}.png").exists()
+
+
+def test_user_errors_are_one_clear_line(tmp_path, shared_cache):
+    proc = subprocess.run(cli("--bias=Male and not Wizard", f"--cache_dir={shared_cache}",
+                              f"--run_dir={tmp_path}"), cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "Wizard" in proc.stderr and "Male" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = subprocess.run(cli(f"--data_dir={tmp_path / 'missing'}", f"--cache_dir={shared_cache}"), cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "missing" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _checkpoint_values(run_dir):
+    """Every variable of the latest checkpoint (generator, discriminator, optimizer slots, step)."""
+    import tensorflow as tf
+
+    path = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    reader = tf.train.load_checkpoint(path)
+    names = [n for n, _ in tf.train.list_variables(path) if n not in ("_CHECKPOINTABLE_OBJECT_GRAPH",)
+             and not n.startswith("save_counter")]
+    assert any(n.startswith("g_optimizer/_trainable_variables") for n in names), names
+    return path, {n: reader.get_tensor(n) for n in names}
+
+
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, shared_cache):
+    steps = 150
+    args = ["--task=inpaint", "--bias=none", "--deterministic", "--seed=3", f"--steps={steps}",
+            "--checkpoint_every=5", "--export=false", f"--cache_dir={shared_cache}"]
+    _run(cli(*args, f"--run_dir={tmp_path / 'straight'}"), REPO)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(cli(*args, f"--run_dir={killed}"), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (killed / "checkpoints" / "checkpoint").exists():
+        assert proc.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    ckpt = (killed / "checkpoints" / "checkpoint").read_text()
+    assert f"ckpt-{steps}" not in ckpt, "killed too late: the run had already finished"
+
+    out = _run(cli(*args, f"--run_dir={killed}"), REPO)
+    assert "resumed from" in out
+    path_a, a = _checkpoint_values(tmp_path / "straight")
+    path_b, b = _checkpoint_values(killed)
+    assert path_a.endswith(f"ckpt-{steps}") and path_b.endswith(f"ckpt-{steps}")
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)

@@ -1,0 +1,74 @@
+"""The step-indexed batch pipeline and the face tasks' data plumbing."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aign_tf.data.faces import step_batches
+from aign_tf.tasks.faces import FaceTaskConfig, InpaintTask, SuperResTask
+
+
+def _prepare(images, step):
+    return {"observation": images}
+
+
+def test_batches_depend_only_on_seed_and_step():
+    obs = np.random.default_rng(0).integers(0, 255, (50, 8, 8, 3), dtype=np.uint8)
+    prior = obs[:10]
+    full = list(step_batches(obs, prior, 4, seed=7, start_step=0, prepare=_prepare).take(6))
+    resumed = list(step_batches(obs, prior, 4, seed=7, start_step=3, prepare=_prepare).take(3))
+    for a, b in zip(full[3:], resumed, strict=True):
+        for key in ("observation", "prior", "step"):
+            np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())
+    other = next(iter(step_batches(obs, prior, 4, seed=8, start_step=0, prepare=_prepare)))
+    assert not np.array_equal(other["observation"].numpy(), full[0]["observation"].numpy())
+
+
+def test_empty_prior_is_a_clear_error():
+    obs = np.zeros((5, 8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match="0 prior images"):
+        step_batches(obs, obs[:0], 2, 0, 0, _prepare)
+
+
+def test_observation_and_prior_halves_are_disjoint_and_biased(tiny_splits):
+    task = InpaintTask(FaceTaskConfig(image_size=32, bias="male", g_filters=4, d_filters=4), tiny_splits,
+                       log=lambda *_: None)
+    male = list(tiny_splits.train.attribute_names).index("Male")
+    assert len(task.observations) == 40
+    # Every prior image is male; none of them is one of the observations.
+    prior_set = {p.tobytes() for p in task.prior}
+    assert not prior_set & {o.tobytes() for o in task.observations.images}
+    male_images = {x.tobytes() for x, y in zip(tiny_splits.train.images, tiny_splits.train.labels, strict=True)
+                   if y[male]}
+    assert prior_set <= male_images
+
+
+def test_inpaint_batch_hides_the_mouth_nose_box(tiny_splits):
+    task = InpaintTask(FaceTaskConfig(image_size=32, bias="none", g_filters=4, d_filters=4), tiny_splits,
+                       log=lambda *_: None)
+    batch = next(iter(task.train_dataset(3, 0, 0)))
+    mask = batch["mask"].numpy()
+    assert mask.shape == (3, 32, 32, 1) and 0 < mask.mean() < 1
+    np.testing.assert_allclose(batch["observation"].numpy(), (batch["truth"] * batch["mask"]).numpy())
+    terms = task.losses(batch, batch["truth"])
+    assert float(terms["reconstruction"]) < 1e-6  # the true face renders exactly to the observation
+
+
+def test_superres_renders_truth_to_observation_and_paired_term(tiny_splits):
+    task = SuperResTask(FaceTaskConfig(image_size=32, bias="none", g_filters=4, d_filters=4, paired_fraction=0.5),
+                        tiny_splits, log=lambda *_: None)
+    assert task.paired.sum() == 20
+    batch = next(iter(task.train_dataset(4, 0, 0)))
+    assert batch["observation"].shape == (4, 8, 8, 3)
+    terms = task.losses(batch, batch["truth"])
+    assert float(terms["reconstruction"]) < 1e-6 and float(terms["supervised"]) == 0.0
+    wrong = task.losses(batch, batch["truth"] + 0.25)
+    if float(tf.reduce_sum(batch["paired"])) > 0:
+        assert abs(float(wrong["supervised"]) - 0.25) < 1e-5
+
+
+def test_bad_task_flags_are_clear(tiny_splits):
+    with pytest.raises(ValueError, match="factor=3"):
+        SuperResTask(FaceTaskConfig(image_size=32, factor=3), tiny_splits)
+    with pytest.raises(ValueError, match="mask='ring'"):
+        InpaintTask(FaceTaskConfig(image_size=32, mask="ring"), tiny_splits)

@@ -1,0 +1,126 @@
+"""Metrics: PSNR known values, cap and weighting; SSIM on identical and tiny images; bias arithmetic."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aign_tf import metrics
+
+# --- PSNR ------------------------------------------------------------------------------------------------
+
+
+def test_psnr_known_value_mse_001_is_20_db():
+    a = tf.zeros([2, 4, 4, 3])
+    b = tf.fill([2, 4, 4, 3], 0.1)  # MSE 0.01
+    got = metrics.psnr(a, b)
+    assert got.shape == (2,) and got.dtype == tf.float32
+    np.testing.assert_allclose(got.numpy(), 20.0, rtol=1e-5)
+    np.testing.assert_allclose(metrics.psnr(a * 255, b * 255, max_val=255.0).numpy(), 20.0, rtol=1e-5)
+
+
+def test_psnr_is_per_image():
+    a = np.zeros((2, 4, 4, 1), np.float32)
+    b = np.stack([np.full((4, 4, 1), 0.1), np.full((4, 4, 1), 0.01)]).astype(np.float32)
+    np.testing.assert_allclose(metrics.psnr(a, b).numpy(), [20.0, 40.0], rtol=1e-5)
+
+
+def test_psnr_of_identical_images_is_capped_not_inf():
+    x = tf.random.stateless_uniform([3, 8, 8, 3], seed=[1, 2])
+    got = metrics.psnr(x, x).numpy()
+    np.testing.assert_allclose(got, metrics.PSNR_CAP_DB, rtol=1e-5)
+    assert metrics.PSNR_CAP_DB == 100.0
+    # A nearly perfect image stays below the cap and finite too.
+    near = metrics.psnr(x, x + 1e-4).numpy()
+    assert np.all(np.isfinite(near)) and np.all(near < 100.0) and np.all(near > 70.0)
+
+
+def test_weighted_psnr_ignores_hidden_pixels():
+    a = np.zeros((2, 4, 4, 3), np.float32)
+    b = np.full((2, 4, 4, 3), 0.1, np.float32)
+    b[:, :, :2] = 1.0  # the hidden left half is completely wrong
+    mask = np.ones((2, 4, 4, 1), np.float32)
+    mask[:, :, :2] = 0.0
+    np.testing.assert_allclose(metrics.psnr(a, b, weights=mask).numpy(), 20.0, rtol=1e-5)
+    assert np.all(metrics.psnr(a, b).numpy() < 10.0)
+    # An image with nothing visible gets the cap rather than nan.
+    np.testing.assert_allclose(metrics.psnr(a, b, weights=np.zeros_like(mask)).numpy(), 100.0, rtol=1e-5)
+
+
+def test_psnr_low_precision_inputs_and_tf_function():
+    a = tf.zeros([1, 4, 4, 3], tf.float16)
+    b = tf.fill([1, 4, 4, 3], tf.constant(0.1, tf.bfloat16))
+    got = tf.function(metrics.psnr)(a, b)
+    assert got.dtype == tf.float32
+    np.testing.assert_allclose(got.numpy(), 20.0, atol=0.05)  # bfloat16 0.1 is 0.10009765625
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"b": np.zeros((1, 4, 4, 1))}, "image shapes differ"),
+    ({"a": np.zeros((4, 4, 3)), "b": np.zeros((4, 4, 3))}, "rank 4"),
+    ({"max_val": 0.0}, "max_val"),
+    ({"weights": np.ones((1, 4, 2, 1))}, "weights shape"),
+])
+def test_psnr_argument_errors(kwargs, needle):
+    args = {"a": np.zeros((1, 4, 4, 3)), "b": np.zeros((1, 4, 4, 3)), **kwargs}
+    with pytest.raises(ValueError, match=needle):
+        metrics.psnr(**args)
+
+
+# --- SSIM ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [16, 8, 3])
+def test_ssim_is_one_on_identical_images_including_tiny_ones(size):
+    x = tf.random.stateless_uniform([2, size, size, 3], seed=[3, 4])
+    got = metrics.ssim(x, x)
+    assert got.shape == (2,) and got.dtype == tf.float32
+    np.testing.assert_allclose(got.numpy(), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [16, 8])
+def test_ssim_drops_for_different_images(size):
+    x = tf.random.stateless_uniform([2, size, size, 3], seed=[3, 4])
+    noisy = tf.clip_by_value(x + tf.random.stateless_normal(x.shape, seed=[5, 6], stddev=0.2), 0.0, 1.0)
+    got = metrics.ssim(x, noisy).numpy()
+    assert np.all(got < 0.95) and np.all(got > -1.0)
+
+
+def test_ssim_low_precision_inputs_under_tf_function():
+    x = tf.random.stateless_uniform([1, 12, 12, 3], seed=[7, 8])
+    got = tf.function(metrics.ssim)(tf.cast(x, tf.float16), tf.cast(x, tf.bfloat16))
+    assert got.dtype == tf.float32 and 0.9 < float(got[0]) <= 1.0
+
+
+def test_ssim_shape_error():
+    with pytest.raises(ValueError, match="image shapes differ"):
+        metrics.ssim(tf.zeros([1, 8, 8, 3]), tf.zeros([1, 8, 8, 1]))
+
+
+# --- attribute rates and bias strength --------------------------------------------------------------------
+
+
+def test_attribute_rates_threshold_is_strict():
+    probs = [[0.9, 0.1], [0.6, 0.4], [0.2, 0.5]]
+    np.testing.assert_allclose(metrics.attribute_rates(probs), [2 / 3, 0.0])
+    np.testing.assert_allclose(metrics.attribute_rates(probs, threshold=0.3), [2 / 3, 2 / 3])
+
+
+def test_bias_strength_arithmetic():
+    outputs = [0.9, 0.8, 0.7, 0.1]  # rate 0.75
+    truth = [0.9, 0.1, 0.2, 0.3]  # rate 0.25
+    assert metrics.bias_strength(outputs, truth) == pytest.approx(0.5)
+    assert metrics.bias_strength(truth, outputs) == pytest.approx(-0.5)
+    assert metrics.bias_strength(truth, truth) == 0.0
+    assert isinstance(metrics.bias_strength(outputs, truth), float)
+
+
+@pytest.mark.parametrize("fn, args", [
+    (metrics.attribute_rates, ([0.1, 0.2],)),
+    (metrics.attribute_rates, (np.zeros((0, 3)),)),
+    (metrics.bias_strength, ([0.1, 0.2], [0.3])),
+    (metrics.bias_strength, ([], [])),
+    (metrics.bias_strength, ([[0.1]], [[0.2]])),
+])
+def test_attribute_figures_reject_bad_shapes(fn, args):
+    with pytest.raises(ValueError, match="probs"):
+        fn(*args)

@@ -1,0 +1,185 @@
+"""Renderers: analytic values, gradients, shape validation, determinism, dtypes and tf.function."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aign_tf import renderers
+
+
+def _max_jacobian_error(fn, x):
+    theoretical, numerical = tf.test.compute_gradient(fn, [x], delta=1e-3)
+    return max(float(np.max(np.abs(t - n))) for t, n in zip(theoretical, numerical, strict=True))
+
+
+# --- downsample_render --------------------------------------------------------------------------------
+
+
+def test_downsample_constant_image_stays_constant():
+    images = tf.fill([2, 8, 8, 3], 0.37)
+    out = renderers.downsample_render(images, 4)
+    assert out.shape == (2, 2, 2, 3)
+    np.testing.assert_allclose(out.numpy(), 0.37, rtol=1e-6)
+
+
+def test_downsample_checkerboard_averages_to_half():
+    board = (np.indices((8, 6)).sum(axis=0) % 2).astype(np.float32)  # 0/1 checkerboard
+    images = tf.constant(board[None, :, :, None])
+    out = renderers.downsample_render(images, 2)
+    assert out.shape == (1, 4, 3, 1)
+    np.testing.assert_allclose(out.numpy(), 0.5, rtol=1e-6)
+
+
+def test_downsample_matches_block_mean_reference():
+    rng = np.random.default_rng(0)
+    images = rng.uniform(size=(2, 6, 9, 2)).astype(np.float32)
+    expected = images.reshape(2, 2, 3, 3, 3, 2).mean(axis=(2, 4))
+    np.testing.assert_allclose(renderers.downsample_render(images, 3).numpy(), expected, rtol=1e-5)
+
+
+def test_downsample_gradient_matches_finite_differences():
+    x = tf.random.stateless_uniform([1, 4, 4, 2], seed=[1, 2], dtype=tf.float64)
+    assert _max_jacobian_error(lambda t: renderers.downsample_render(t, 2), x) < 1e-6
+    # Each output pixel is the mean of factor^2 inputs: d out / d in = 1 / 4 inside its block.
+    theoretical, _ = tf.test.compute_gradient(lambda t: renderers.downsample_render(t, 2), [x])
+    assert set(np.unique(theoretical[0]).round(6)) == {0.0, 0.25}
+
+
+def test_downsample_factor_one_is_identity():
+    images = tf.random.stateless_uniform([1, 3, 5, 3], seed=[0, 0])
+    np.testing.assert_array_equal(renderers.downsample_render(images, 1).numpy(), images.numpy())
+
+
+@pytest.mark.parametrize("dtype", [tf.float16, tf.bfloat16])
+def test_downsample_keeps_low_precision_dtype(dtype):
+    out = renderers.downsample_render(tf.ones([1, 4, 4, 3], dtype), 2)
+    assert out.dtype == dtype
+    np.testing.assert_allclose(tf.cast(out, tf.float32).numpy(), 1.0)
+
+
+@pytest.mark.parametrize("shape, factor, needle", [
+    ([1, 6, 8, 3], 4, "height 6 is not divisible by factor 4"),
+    ([1, 8, 6, 3], 4, "width 6 is not divisible by factor 4"),
+    ([8, 8, 3], 2, "rank 4"),
+    ([1, 8, 8, 3], 0, "factor"),
+    ([1, 8, 8, 3], 2.0, "factor"),
+    ([1, 8, 8, 3], True, "factor"),
+])
+def test_downsample_rejects_bad_arguments(shape, factor, needle):
+    with pytest.raises(ValueError, match=needle):
+        renderers.downsample_render(tf.zeros(shape), factor)
+
+
+def test_downsample_under_tf_function_with_unknown_size_checks_at_run_time():
+    fn = tf.function(lambda t: renderers.downsample_render(t, 2),
+                     input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    assert fn(tf.ones([1, 4, 6, 3])).shape == (1, 2, 3, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="divisible by factor 2"):
+        fn(tf.ones([1, 5, 6, 3]))
+
+
+# --- box_mask and mask_render ---------------------------------------------------------------------------
+
+
+def test_box_mask_zeroes_exactly_the_box():
+    mask = renderers.box_mask(2, 8, 8, (0.25, 0.5, 0.75, 1.0))
+    assert mask.shape == (2, 8, 8, 1) and mask.dtype == tf.float32
+    expected = np.ones((8, 8), np.float32)
+    expected[2:6, 4:8] = 0.0  # rows with centres in [0.25, 0.75), columns in [0.5, 1.0)
+    for b in range(2):
+        np.testing.assert_array_equal(mask.numpy()[b, :, :, 0], expected)
+
+
+def test_mask_render_zeroes_exactly_the_hidden_pixels():
+    images = tf.random.stateless_uniform([2, 8, 8, 3], seed=[3, 4], minval=0.1, maxval=1.0)
+    mask = renderers.box_mask(2, 8, 8, (0.0, 0.0, 0.5, 0.25))
+    out = renderers.mask_render(images, mask).numpy()
+    assert np.all(out[:, :4, :2, :] == 0.0)
+    visible = np.ones((8, 8), bool)
+    visible[:4, :2] = False
+    np.testing.assert_array_equal(out[:, visible, :], images.numpy()[:, visible, :])
+
+
+def test_mask_render_gradient_is_the_mask():
+    mask = renderers.box_mask(1, 3, 3, (0.0, 0.0, 0.5, 0.5))  # hides pixel (0, 0) only
+    x = tf.random.stateless_uniform([1, 3, 3, 2], seed=[5, 6], dtype=tf.float64)
+    fn = lambda t: renderers.mask_render(t, mask)
+    assert _max_jacobian_error(fn, x) < 1e-6
+    theoretical, _ = tf.test.compute_gradient(fn, [x])
+    expected = np.diag(np.broadcast_to(mask.numpy(), (1, 3, 3, 2)).reshape(-1))
+    np.testing.assert_allclose(theoretical[0], expected)
+
+
+def test_mask_render_accepts_per_channel_mask_and_keeps_dtype():
+    images = tf.ones([1, 2, 2, 3], tf.bfloat16)
+    mask = np.ones((1, 2, 2, 3), np.float32)
+    mask[..., 0] = 0.0
+    out = renderers.mask_render(images, mask)
+    assert out.dtype == tf.bfloat16
+    np.testing.assert_array_equal(tf.cast(out, tf.float32).numpy()[..., 0], 0.0)
+
+
+@pytest.mark.parametrize("image_shape, mask_shape, needle", [
+    ([2, 8, 8, 3], [2, 8, 4, 1], "width 4 does not match images width 8"),
+    ([2, 8, 8, 3], [1, 8, 8, 1], "batch 1 does not match"),
+    ([2, 8, 8, 3], [2, 8, 8, 2], "1 or 3 channels"),
+    ([2, 8, 8, 3], [2, 8, 8], "rank 4"),
+])
+def test_mask_render_rejects_mismatched_shapes(image_shape, mask_shape, needle):
+    with pytest.raises(ValueError, match=needle):
+        renderers.mask_render(tf.zeros(image_shape), tf.ones(mask_shape))
+
+
+@pytest.mark.parametrize("box", [(0.5, 0.0, 0.5, 1.0), (0.0, 0.6, 1.0, 0.4), (-0.1, 0.0, 0.5, 0.5),
+                                 (0.0, 0.0, 1.2, 0.5), (0.0, 0.0, 0.5)])
+def test_box_mask_rejects_bad_boxes(box):
+    with pytest.raises(ValueError, match="box"):
+        renderers.box_mask(1, 8, 8, box)
+
+
+def test_box_mask_accepts_a_tensor_batch_size_under_tf_function():
+    @tf.function(input_signature=[tf.TensorSpec([None, 4, 4, 3], tf.float32)])
+    def observe(images):
+        return renderers.mask_render(images, renderers.box_mask(tf.shape(images)[0], 4, 4, (0, 0, 0.5, 0.5)))
+
+    out = observe(tf.ones([3, 4, 4, 3]))
+    assert out.shape == (3, 4, 4, 3)
+    assert float(tf.reduce_sum(out)) == 3 * 12 * 3  # 4 of 16 pixels hidden per image
+
+
+# --- random_box_masks ------------------------------------------------------------------------------------
+
+
+def test_random_box_masks_are_deterministic_given_the_seed():
+    a = renderers.random_box_masks(tf.constant([7, 11], tf.int64), 4, 16, 16)
+    b = renderers.random_box_masks(tf.constant([7, 11], tf.int64), 4, 16, 16)
+    c = renderers.random_box_masks(tf.constant([7, 12], tf.int64), 4, 16, 16)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert not np.array_equal(a.numpy(), c.numpy())
+    assert len({m.tobytes() for m in a.numpy()}) > 1  # different holes across the batch
+
+
+def test_random_box_masks_hide_one_rectangle_of_the_requested_size():
+    size, min_frac, max_frac = 32, 0.25, 0.5
+    masks = renderers.random_box_masks([1, 2], 16, size, size, min_frac, max_frac).numpy()
+    assert masks.shape == (16, size, size, 1) and set(np.unique(masks)) <= {0.0, 1.0}
+    for m in masks[..., 0]:
+        hidden = m == 0.0
+        rows, cols = np.flatnonzero(hidden.any(axis=1)), np.flatnonzero(hidden.any(axis=0))
+        assert np.array_equal(hidden, np.outer(hidden.any(axis=1), hidden.any(axis=0)))  # a rectangle
+        assert np.all(np.diff(rows) == 1) and np.all(np.diff(cols) == 1)  # contiguous
+        for n in (len(rows), len(cols)):
+            assert np.floor(min_frac * size) <= n <= np.ceil(max_frac * size)
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"seed": [1, 2, 3]}, "shape \\[2\\]"),
+    ({"seed": [1.0, 2.0]}, "integer"),
+    ({"min_frac": 0.6, "max_frac": 0.5}, "min_frac"),
+    ({"min_frac": 0.0}, "min_frac"),
+    ({"height": 0}, "height"),
+])
+def test_random_box_masks_reject_bad_arguments(kwargs, needle):
+    args = {"seed": [1, 2], "batch_size": 2, "height": 8, "width": 8, **kwargs}
+    with pytest.raises(ValueError, match=needle):
+        renderers.random_box_masks(**args)

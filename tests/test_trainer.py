@@ -1,0 +1,85 @@
+"""The training loop: precision paths, NaN guard, checkpoint resume (in-process)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aign_tf.tasks.faces import FaceTaskConfig, InpaintTask, SuperResTask
+from trainers.loop import TrainConfig, Trainer, TrainingDiverged, weights_digest
+
+TINY = 32
+
+
+def _trainer(tmp_path, splits, task_cls=InpaintTask, precision="float32", **train_kwargs):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    task = task_cls(FaceTaskConfig(image_size=TINY, bias="none", dtype_policy=precision, g_filters=8,
+                                   d_filters=8), splits, log=lambda *_: None)
+    cfg = dict(steps=3, batch_size=4, mixed_precision=precision, jit_compile=False, checkpoint_every=1,
+               log_every=1, image_every=2)
+    cfg.update(train_kwargs)
+    return Trainer(task, TrainConfig(**cfg), str(tmp_path / "run"), log=lambda *_: None)
+
+
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_steps_are_finite(tmp_path, tiny_splits, precision):
+    trainer = _trainer(tmp_path, tiny_splits, precision=precision)
+    batch = next(iter(trainer.task.train_dataset(4, 0, 0)))
+    out = {k: float(v) for k, v in trainer._train_step(batch).items()}
+    assert all(np.isfinite(v) for v in out.values()), out
+    assert trainer.task.generator.get_layer("down0_a").compute_dtype == precision.split("_")[1]
+    if precision == "mixed_float16":
+        # Loss scaling through keras.optimizers.LossScaleOptimizer in the custom loop.
+        assert out["loss_scale"] > 1.0
+        assert isinstance(trainer.g_opt, tf.keras.optimizers.LossScaleOptimizer)
+
+
+def test_loss_scale_backs_off_on_overflow(tmp_path, tiny_splits):
+    trainer = _trainer(tmp_path, tiny_splits, precision="mixed_float16")
+    opt = trainer.g_opt
+    var = trainer.task.generator.trainable_variables[0]
+    before_w, before_scale = var.numpy().copy(), float(opt.dynamic_scale.numpy())
+    grads = [tf.fill(v.shape, np.inf) if i == 0 else tf.zeros_like(v)
+             for i, v in enumerate(trainer.task.generator.trainable_variables)]
+    opt.apply(grads, trainer.task.generator.trainable_variables)
+    assert float(opt.dynamic_scale.numpy()) == before_scale / 2  # scale halved, step skipped
+    np.testing.assert_array_equal(var.numpy(), before_w)
+
+
+@pytest.mark.parametrize("loss", ["least_squares", "hinge", "wgan_gp"])
+def test_other_adversarial_losses_and_ema_train(tmp_path, tiny_splits, loss):
+    trainer = _trainer(tmp_path, tiny_splits, task_cls=SuperResTask, adversarial_loss=loss, d_steps=2,
+                       ema_decay=0.9)
+    before = weights_digest(trainer.ema_generator)
+    assert trainer.train() == 3
+    assert weights_digest(trainer.ema_generator) != before
+    assert trainer.eval_generator is trainer.ema_generator
+
+
+def test_nan_stops_run_and_keeps_last_good_checkpoint(tmp_path, tiny_splits):
+    trainer = _trainer(tmp_path, tiny_splits, steps=2)
+    trainer.train()
+    good = trainer.manager.latest_checkpoint
+    assert good.endswith("ckpt-2")
+    resumed = _trainer(tmp_path, tiny_splits, steps=4)
+    losses = resumed.task.losses
+
+    def poisoned(batch, factors):  # the reconstruction becomes NaN from the third step (index 2) on
+        out = dict(losses(batch, factors))
+        out["reconstruction"] += tf.where(batch["step"] >= 2, np.nan, 0.0)
+        return out
+
+    resumed.task.losses = poisoned
+    with pytest.raises(TrainingDiverged, match="non-finite .* at step 3.*last good checkpoint is .*ckpt-2"):
+        resumed.train()
+    assert resumed.manager.latest_checkpoint == good
+
+
+def test_resume_continues_from_checkpoint(tmp_path, tiny_splits):
+    trainer = _trainer(tmp_path, tiny_splits, steps=2)
+    trainer.train()
+    again = _trainer(tmp_path, tiny_splits, steps=2)
+    assert again.restore() == 2
+    assert weights_digest(again.task.generator) == weights_digest(trainer.task.generator)
+    assert again.train() == 2  # nothing left to do

@@ -1,0 +1,225 @@
+"""The AIGN training loop: tf.function GradientTape steps for discriminator and generator, each with its own
+optimizer (Keras 3 ``LossScaleOptimizer`` under ``mixed_float16``), optional EMA of the generator, checkpoints
+that a re-run resumes from, TensorBoard summaries, a progress line and a NaN/Inf guard.
+
+It knows a task only through :class:`aign_tf.tasks.base.Task`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from aign_tf import losses as losses_lib
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or Inf; the last good checkpoint is kept."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    steps: int = 1500
+    batch_size: int = 16
+    seed: int = 0
+    adversarial_loss: str = "non_saturating"
+    d_steps: int = 1
+    gp_weight: float = 10.0
+    reconstruction_weight: float = 10.0
+    adversarial_weight: float = 1.0
+    supervised_weight: float = 10.0
+    g_learning_rate: float = 2e-4
+    d_learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    ema_decay: float = 0.0
+    mixed_precision: str = "float32"
+    jit_compile: bool = True
+    checkpoint_every: int = 250
+    log_every: int = 25
+    image_every: int = 250
+    max_checkpoints: int = 3
+
+    def validate(self):
+        if self.adversarial_loss not in losses_lib.ADVERSARIAL_LOSSES:
+            raise ValueError(f"--adversarial_loss={self.adversarial_loss!r} is not one of "
+                             f"{sorted(losses_lib.ADVERSARIAL_LOSSES)}")
+        if self.mixed_precision not in PRECISIONS:
+            raise ValueError(f"--mixed_precision={self.mixed_precision!r} is not one of {PRECISIONS}")
+        for name in ("steps", "batch_size", "d_steps", "checkpoint_every", "log_every", "image_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name}={getattr(self, name)} must be >= 1")
+
+
+def _optimizer(lr: float, beta_1: float, precision: str) -> keras.optimizers.Optimizer:
+    opt = keras.optimizers.Adam(lr, beta_1=beta_1)
+    return keras.optimizers.LossScaleOptimizer(opt) if precision == "mixed_float16" else opt
+
+
+class _Progress:
+    """One progress line: step, named values, steps/s and ETA (redrawn in place on a terminal)."""
+
+    def __init__(self, total: int, start: int, stream=sys.stdout):
+        self.total, self.start, self.stream = total, start, stream
+        self.t0 = time.perf_counter()
+        self.tty = stream.isatty()
+
+    def update(self, step: int, values: dict[str, float], final: bool = False):
+        elapsed = time.perf_counter() - self.t0
+        rate = (step - self.start) / elapsed if elapsed > 0 else 0.0
+        eta = (self.total - step) / rate if rate > 0 else float("nan")
+        width = 20
+        done = int(width * step / self.total)
+        text = " ".join(f"{k}={v:.4g}" for k, v in values.items())
+        eta_s = "--" if math.isnan(eta) else f"{int(eta) // 60}:{int(eta) % 60:02d}"
+        line = f"step {step}/{self.total} [{'=' * done}{'.' * (width - done)}] {text} {rate:.2f} steps/s ETA {eta_s}"
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if final else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+class Trainer:
+    """Trains ``task.generator`` and ``task.discriminator``; state lives in ``run_dir``."""
+
+    def __init__(self, task, config: TrainConfig, run_dir: str, log=print):
+        config.validate()
+        self.task, self.config, self.run_dir, self.log = task, config, run_dir, log
+        self.gen_loss_fn, self.disc_loss_fn = losses_lib.ADVERSARIAL_LOSSES[config.adversarial_loss]
+        self.g_opt = _optimizer(config.g_learning_rate, config.beta_1, config.mixed_precision)
+        self.d_opt = _optimizer(config.d_learning_rate, config.beta_1, config.mixed_precision)
+        self.g_opt.build(task.generator.trainable_variables)
+        self.d_opt.build(task.discriminator.trainable_variables)
+        self.ema_generator = None
+        if config.ema_decay > 0:
+            self.ema_generator = keras.models.clone_model(task.generator)
+            self.ema_generator.set_weights(task.generator.get_weights())
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        items = dict(generator=task.generator, discriminator=task.discriminator, g_optimizer=self.g_opt,
+                     d_optimizer=self.d_opt, step=self.step)
+        if self.ema_generator is not None:
+            items["ema_generator"] = self.ema_generator
+        self.checkpoint = tf.train.Checkpoint(**items)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(run_dir, "checkpoints"),
+                                                  max_to_keep=config.max_checkpoints)
+        self._train_step = tf.function(self._step, jit_compile=config.jit_compile)
+
+    @property
+    def eval_generator(self) -> keras.Model:
+        """The generator used for evaluation and export: the EMA copy when enabled."""
+        return self.ema_generator if self.ema_generator is not None else self.task.generator
+
+    def restore(self) -> int:
+        """Restores the latest checkpoint in run_dir (if any); returns the step reached."""
+        latest = self.manager.latest_checkpoint
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            self.log(f"resumed from {latest} at step {int(self.step.numpy())}")
+        return int(self.step.numpy())
+
+    # --- one step ------------------------------------------------------------------------------------
+    @staticmethod
+    def _scaled(opt, loss):
+        """The loss the tape differentiates: scaled up under a LossScaleOptimizer (which unscales the
+        gradients, checks them for overflow and adjusts the scale inside ``apply``). Call inside the tape."""
+        return opt.scale_loss(loss) if isinstance(opt, keras.optimizers.LossScaleOptimizer) else loss
+
+    def _step(self, batch):
+        task, cfg = self.task, self.config
+        G, D = task.generator, task.discriminator
+        out = {}
+        for _ in range(cfg.d_steps):
+            with tf.GradientTape() as tape:
+                fake = task.generate(G, batch, training=True)
+                real = task.real_factors(batch)
+                real_logits = tf.cast(D(real, training=True), tf.float32)
+                fake_logits = tf.cast(D(fake, training=True), tf.float32)
+                d_loss = self.disc_loss_fn(real_logits, fake_logits)
+                if cfg.adversarial_loss == "wgan_gp":
+                    seed = tf.stack([tf.cast(cfg.seed + 3, tf.int64), batch["step"]])
+                    gp = losses_lib.gradient_penalty(lambda x: D(x, training=True), real, fake, seed)
+                    out["gradient_penalty"] = gp
+                    d_loss = d_loss + cfg.gp_weight * gp
+                d_scaled = self._scaled(self.d_opt, d_loss)
+            self.d_opt.apply(tape.gradient(d_scaled, D.trainable_variables), D.trainable_variables)
+        out["d_loss"] = d_loss
+        with tf.GradientTape() as tape:
+            fake = task.generate(G, batch, training=True)
+            terms = task.losses(batch, fake)
+            adv = self.gen_loss_fn(tf.cast(D(fake, training=True), tf.float32))
+            weights = {"reconstruction": cfg.reconstruction_weight, "supervised": cfg.supervised_weight}
+            g_loss = cfg.adversarial_weight * adv + tf.add_n([weights[k] * v for k, v in terms.items()])
+            g_scaled = self._scaled(self.g_opt, g_loss)
+        self.g_opt.apply(tape.gradient(g_scaled, G.trainable_variables), G.trainable_variables)
+        if self.ema_generator is not None:
+            for ema_w, w in zip(self.ema_generator.weights, G.weights, strict=True):
+                ema_w.assign(cfg.ema_decay * ema_w + (1.0 - cfg.ema_decay) * tf.cast(w, ema_w.dtype))
+        out.update(g_loss=g_loss, g_adversarial=adv, **terms)
+        out.update(task.metrics(batch, tf.stop_gradient(fake)))
+        if isinstance(self.g_opt, keras.optimizers.LossScaleOptimizer):
+            out["loss_scale"] = tf.cast(self.g_opt.dynamic_scale, tf.float32)
+        return out
+
+    # --- the loop ------------------------------------------------------------------------------------
+    def train(self) -> int:
+        cfg = self.config
+        start = self.restore()
+        if start >= cfg.steps:
+            self.log(f"already trained to step {start} (--steps={cfg.steps}); nothing to do")
+            return start
+        writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "tensorboard"))
+        preview = next(iter(self.task.train_dataset(8, cfg.seed + 1000, 0)))
+        data = iter(self.task.train_dataset(cfg.batch_size, cfg.seed, start))
+        progress = _Progress(cfg.steps, start)
+        self.log(f"training {self.task.name} from step {start} to {cfg.steps}; TensorBoard: "
+                 f"tensorboard --logdir {os.path.join(self.run_dir, 'tensorboard')}")
+        step = start
+        wait_s = 0.0
+        while step < cfg.steps:
+            t = time.perf_counter()
+            batch = next(data)
+            wait_s += time.perf_counter() - t
+            values = {k: float(v) for k, v in self._train_step(batch).items()}
+            bad = [k for k, v in values.items() if not math.isfinite(v)]
+            if bad:
+                raise TrainingDiverged(
+                    f"non-finite {', '.join(bad)} at step {step + 1} ({values}); stopped without saving. The "
+                    f"last good checkpoint is {self.manager.latest_checkpoint or 'none (no checkpoint yet)'}; "
+                    "try a lower learning rate or --mixed_precision=float32")
+            step += 1
+            self.step.assign(step)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                with writer.as_default(step=step):
+                    for k, v in values.items():
+                        tf.summary.scalar(f"train/{k}", v)
+                    tf.summary.scalar("perf/input_wait_fraction", wait_s / max(time.perf_counter() - progress.t0,
+                                                                              1e-9))
+                shown = {k: values[k] for k in ("d_loss", "g_adversarial", "reconstruction") if k in values}
+                progress.update(step, shown, final=step == cfg.steps)
+            if step % cfg.image_every == 0 or step == cfg.steps:
+                fake = self.task.generate(self.eval_generator, preview, training=False)
+                with writer.as_default(step=step):
+                    tf.summary.image("samples/input|output|rendered|prior", self.task.sample_images(preview, fake))
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                self.manager.save(checkpoint_number=step)
+        writer.flush()
+        return step
+
+
+def weights_digest(model: keras.Model) -> str:
+    """A short digest of a model's weights, for comparing runs (e.g. resumed vs uninterrupted)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()[:16]
