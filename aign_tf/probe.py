@@ -18,6 +18,7 @@ import tensorflow as tf
 from aign_tf.networks.image import attribute_probe
 
 RELIABLE_ACCURACY = 0.75
+PROBE_VERSION = 2  # bump when the probe's architecture or training changes: it keys the cache
 
 
 class Probe:
@@ -47,16 +48,18 @@ def _key(train_images: np.ndarray, train_labels: np.ndarray, epochs: int, seed: 
     h = hashlib.sha1()
     h.update(np.ascontiguousarray(train_images[:: max(1, len(train_images) // 64)]).tobytes())
     h.update(np.ascontiguousarray(train_labels).tobytes())
-    h.update(repr((train_images.shape, epochs, seed)).encode())
+    h.update(repr((train_images.shape, epochs, seed, PROBE_VERSION)).encode())
     return h.hexdigest()[:16]
 
 
 def load_or_train_probe(cache_dir: str, train_images: np.ndarray, train_labels: np.ndarray,
                         test_images: np.ndarray, test_labels: np.ndarray, attribute_names,
-                        epochs: int = 4, batch_size: int = 64, seed: int = 0, log=print) -> Probe:
+                        epochs: int = 3, batch_size: int = 64, seed: int = 0, max_train: int = 8000,
+                        log=print) -> Probe:
     """Trains the probe on (train_images uint8 [N, S, S, 3], train_labels uint8 [N, A]) once and caches it
     under ``cache_dir/probe_<hash>/``; later calls with the same data load it. Accuracy is measured on the
-    held-out (test_images, test_labels)."""
+    held-out (test_images, test_labels). At most ``max_train`` training images are used."""
+    train_images, train_labels = train_images[:max_train], train_labels[:max_train]
     folder = os.path.join(cache_dir, f"probe_{_key(train_images, train_labels, epochs, seed)}")
     model_path, info_path = os.path.join(folder, "probe.keras"), os.path.join(folder, "probe.json")
     if os.path.exists(model_path) and os.path.exists(info_path):
@@ -68,7 +71,7 @@ def load_or_train_probe(cache_dir: str, train_images: np.ndarray, train_labels: 
     size = train_images.shape[1]
     model = attribute_probe(size, len(attribute_names))
     model.compile(optimizer=keras.optimizers.Adam(2e-3),
-                  loss=keras.losses.BinaryCrossentropy(from_logits=True))
+                  loss=keras.losses.BinaryCrossentropy(from_logits=True), jit_compile=False)
     rng = np.random.default_rng(seed)
 
     def augment(x, y):

@@ -72,3 +72,24 @@ def test_bad_task_flags_are_clear(tiny_splits):
         SuperResTask(FaceTaskConfig(image_size=32, factor=3), tiny_splits)
     with pytest.raises(ValueError, match="mask='ring'"):
         InpaintTask(FaceTaskConfig(image_size=32, mask="ring"), tiny_splits)
+
+
+def test_inpaint_discriminator_judges_only_the_hole(tiny_splits):
+    task = InpaintTask(FaceTaskConfig(image_size=32, bias="none", g_filters=4, d_filters=4), tiny_splits,
+                       log=lambda *_: None)
+    batch = next(iter(task.train_dataset(2, 0, 0)))
+    top, left, side = task.discriminator_window()
+    hole = 1.0 - batch["mask"].numpy()[0, :, :, 0]
+    rows, cols = np.nonzero(hole)
+    assert top <= rows.min() and rows.max() < top + side and left <= cols.min() and cols.max() < left + side
+    prediction = tf.random.uniform([2, 32, 32, 3], seed=1)
+    view = task.discriminator_view(prediction, batch, real=False)
+    assert view.shape == (2, side, side, 3) and task.discriminator(view).shape[1] == side // 8
+    # Changing the prediction's visible pixels cannot change what the discriminator sees of it.
+    changed = prediction + 0.5 * batch["mask"]
+    np.testing.assert_allclose(task.discriminator_view(changed, batch, real=False).numpy(), view.numpy())
+    real_view = task.discriminator_view(batch["prior"], batch, real=True).numpy()
+    np.testing.assert_allclose(real_view, batch["prior"].numpy()[:, top:top + side, left:left + side])
+    random_box = InpaintTask(FaceTaskConfig(image_size=32, mask="random_box", g_filters=4, d_filters=4),
+                             tiny_splits, log=lambda *_: None)
+    assert random_box.discriminator_window() is None

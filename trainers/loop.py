@@ -34,7 +34,7 @@ class TrainConfig:
     adversarial_loss: str = "non_saturating"
     d_steps: int = 1
     gp_weight: float = 10.0
-    reconstruction_weight: float = 10.0
+    reconstruction_weight: float = 1.0
     adversarial_weight: float = 1.0
     supervised_weight: float = 10.0
     g_learning_rate: float = 2e-4
@@ -139,8 +139,8 @@ class Trainer:
         out = {}
         for _ in range(cfg.d_steps):
             with tf.GradientTape() as tape:
-                fake = task.generate(G, batch, training=True)
-                real = task.real_factors(batch)
+                fake = task.discriminator_view(task.generate(G, batch, training=True), batch, real=False)
+                real = task.discriminator_view(task.real_factors(batch), batch, real=True)
                 real_logits = tf.cast(D(real, training=True), tf.float32)
                 fake_logits = tf.cast(D(fake, training=True), tf.float32)
                 d_loss = self.disc_loss_fn(real_logits, fake_logits)
@@ -155,7 +155,8 @@ class Trainer:
         with tf.GradientTape() as tape:
             fake = task.generate(G, batch, training=True)
             terms = task.losses(batch, fake)
-            adv = self.gen_loss_fn(tf.cast(D(fake, training=True), tf.float32))
+            fake_view = task.discriminator_view(fake, batch, real=False)
+            adv = self.gen_loss_fn(tf.cast(D(fake_view, training=True), tf.float32))
             weights = {"reconstruction": cfg.reconstruction_weight, "supervised": cfg.supervised_weight}
             g_loss = cfg.adversarial_weight * adv + tf.add_n([weights[k] * v for k, v in terms.items()])
             g_scaled = self._scaled(self.g_opt, g_loss)

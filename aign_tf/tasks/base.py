@@ -51,6 +51,11 @@ class Task(abc.ABC):
         """The discriminator's real sample (from the unpaired prior collection)."""
         return batch["prior"]
 
+    def discriminator_view(self, factors: tf.Tensor, batch: Batch, real: bool) -> tf.Tensor:
+        """What the discriminator sees of real (``real=True``: from the prior) or predicted factors (default:
+        all of them). A task may restrict it to the part the generator is responsible for."""
+        return factors
+
     @abc.abstractmethod
     def metrics(self, batch: Batch, factors: tf.Tensor) -> dict[str, tf.Tensor]:
         """Scalar training metrics for TensorBoard (e.g. consistency PSNR)."""

@@ -83,8 +83,12 @@ class FaceTask(Task):
         self.paired[rng.permutation(len(self.observations))[:n_paired]] = True
         self.generator = unet_generator(size, self.in_channels, config.g_filters,
                                         dtype_policy=config.dtype_policy)
-        self.discriminator = patch_discriminator(size, 3, config.d_filters, spectral_norm=config.spectral_norm,
-                                                 dtype_policy=config.dtype_policy)
+        self.discriminator = patch_discriminator(self.discriminator_size(), 3, config.d_filters,
+                                                 spectral_norm=config.spectral_norm, dtype_policy=config.dtype_policy)
+
+    def discriminator_size(self) -> int:
+        """Side of the square the discriminator sees (see ``discriminator_view``)."""
+        return self.config.image_size
 
     # --- what subclasses define -------------------------------------------------------------------
     def observe(self, images: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -219,6 +223,37 @@ class InpaintTask(FaceTask):
         if config.mask not in MASK_MODES:
             raise ValueError(f"--mask={config.mask!r} is not one of {MASK_MODES}")
         super().__init__(config, splits, log)
+
+    def discriminator_window(self) -> tuple[int, int, int] | None:
+        """(top, left, side) of the square around the fixed mouth/nose hole, with a margin of visible context
+        (1/16 of the image) and a side divisible by 8; None for random holes (the whole face is judged)."""
+        if self.config.mask != "mouth_nose":
+            return None
+        size = self.config.image_size
+        top, left, bottom, right = (round(f * size) for f in synthetic_faces.MOUTH_NOSE_BOX)
+        side = min(size, -(-(max(bottom - top, right - left) + 2 * (size // 16)) // 8) * 8)
+        clamp = lambda start: int(min(max(start, 0), size - side))  # noqa: E731
+        return clamp((top + bottom - side) // 2), clamp((left + right - side) // 2), side
+
+    def discriminator_size(self) -> int:
+        window = self.discriminator_window()
+        return self.config.image_size if window is None else window[2]
+
+    def discriminator_view(self, factors, batch, real):
+        """The discriminator judges predictions as composites (visible pixels from the observation, the hole
+        from the prediction), so the only way to fool it is through the hole; the reconstruction loss alone
+        keeps the raw prediction consistent with the visible pixels. With the fixed mouth/nose hole it sees
+        only a square around the hole with a thin ring of context: the rest of the face is the observation,
+        which no prediction can change, so judging it would only let a biased discriminator win on cues the
+        generator cannot fix."""
+        if not real:
+            mask = batch["mask"]
+            factors = batch["observation"] * mask + factors * (1.0 - mask)
+        window = self.discriminator_window()
+        if window is None:
+            return factors
+        top, left, side = window
+        return factors[:, top:top + side, left:left + side, :]
 
     def _mask(self, batch_size, step):
         size = self.config.image_size
