@@ -19,7 +19,7 @@ _WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
 # --- atomic writes --------------------------------------------------------------------------------
-def _atomic_write(path: str, write) -> None:
+def atomic_write(path: str, write) -> None:
     """Calls ``write(file_object)`` on a temporary sibling of ``path``, then renames it onto ``path``, so
     a reader never sees a half-written file. Creates missing parent directories."""
     parent = os.path.dirname(os.path.abspath(path))
@@ -33,6 +33,11 @@ def _atomic_write(path: str, write) -> None:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_npz(path: str, **arrays) -> None:
+    """Writes ``arrays`` to an uncompressed ``.npz`` at ``path`` atomically (see ``atomic_write``)."""
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 # --- reading images -------------------------------------------------------------------------------
@@ -150,7 +155,7 @@ def write_image(path: str, image: np.ndarray) -> None:
         raise ValueError(f"cannot write {path!r}: expected a file name ending in {', '.join(_WRITE_FORMATS)}")
     im = Image.fromarray(_to_uint8(image, f"writing {path!r}"), mode="RGB")
     fmt = _WRITE_FORMATS[suffix]
-    _atomic_write(path, lambda f: im.save(f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {})))
+    atomic_write(path, lambda f: im.save(f, format=fmt, **({"quality": 95} if fmt == "JPEG" else {})))
 
 
 def _resize_nearest(image: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -228,7 +233,7 @@ def write_json(path: str, obj) -> None:
         text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n"
     except TypeError as e:
         raise ValueError(f"cannot write {path!r} as JSON: {e}") from e
-    _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def read_json(path: str):

@@ -43,7 +43,7 @@ flags.DEFINE_bool("jit_compile", True, "Compile the train step with XLA.")
 flags.DEFINE_enum("adversarial_loss", "non_saturating", ["non_saturating", "least_squares", "hinge", "wgan_gp"],
                   "Adversarial loss pair.")
 flags.DEFINE_integer("d_steps", 1, "Discriminator updates per generator update.")
-flags.DEFINE_float("reconstruction_weight", 1.0, "Weight of the reconstruction (render vs observation) loss.")
+flags.DEFINE_float("reconstruction_weight", 10.0, "Weight of the reconstruction (render vs observation) loss.")
 flags.DEFINE_float("adversarial_weight", 1.0, "Weight of the generator's adversarial loss.")
 flags.DEFINE_float("supervised_weight", 10.0, "Weight of the paired-supervision loss.")
 flags.DEFINE_float("gp_weight", 10.0, "WGAN-GP gradient-penalty weight.")
@@ -61,11 +61,15 @@ flags.DEFINE_integer("num_train", 12000, "Built-in data: training faces (half ob
 flags.DEFINE_integer("num_test", 1000, "Built-in data: held-out faces.")
 flags.DEFINE_integer("eval_images", 1000, "Held-out images used by eval.")
 flags.DEFINE_integer("max_images", None, "CelebA/TFDS: use at most this many images per split.")
-flags.DEFINE_integer("probe_epochs", 3, "Epochs of the attribute probe (trained once, cached).")
+flags.DEFINE_integer("probe_epochs", 6, "Epochs of the attribute probe (trained once, cached).")
 flags.DEFINE_bool("export", True, "train mode: export a SavedModel at the end.")
 flags.DEFINE_string("input", None, "predict: an image file or a folder of images.")
 flags.DEFINE_string("input_mask", None, "predict (inpaint): a mask image (white = hole); default the task's mask.")
 flags.DEFINE_string("output", None, "predict: output folder (default <run_dir>/predictions).")
+flags.DEFINE_list("bench_tasks", None, "bench: tasks to measure (default: inpaint,superres).")
+flags.DEFINE_integer("bench_steps", 30, "bench: timed training steps per compile mode.")
+flags.DEFINE_integer("bench_serving_calls", 50, "bench: batch-1 serving calls timed per model.")
+flags.DEFINE_string("bench_out", None, "bench: JSON results path (default runs/bench.json).")
 
 
 def _run_dir(bias_slug: str) -> str:

@@ -54,7 +54,7 @@ def _key(train_images: np.ndarray, train_labels: np.ndarray, epochs: int, seed: 
 
 def load_or_train_probe(cache_dir: str, train_images: np.ndarray, train_labels: np.ndarray,
                         test_images: np.ndarray, test_labels: np.ndarray, attribute_names,
-                        epochs: int = 3, batch_size: int = 64, seed: int = 0, max_train: int = 8000,
+                        epochs: int = 6, batch_size: int = 64, seed: int = 0, max_train: int = 12000,
                         log=print) -> Probe:
     """Trains the probe on (train_images uint8 [N, S, S, 3], train_labels uint8 [N, A]) once and caches it
     under ``cache_dir/probe_<hash>/``; later calls with the same data load it. Accuracy is measured on the

@@ -117,3 +117,18 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, shared_cache):
     assert a.keys() == b.keys()
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_helpfull_documents_flags_and_flagfile_is_read(tmp_path):
+    # absl's help flags print the help and exit with status 1.
+    out = subprocess.run([sys.executable, "-m", "aign_tf.main", "--helpfull"], cwd=REPO, capture_output=True,
+                         text=True).stdout
+    for flag in ("--task", "--bias", "--prior_dir", "--steps", "--batch_size", "--image_size", "--data_dir",
+                 "--run_dir", "--seed", "--mixed_precision", "--reconstruction_weight", "--adversarial_weight"):
+        assert flag in out, flag
+    flagfile = tmp_path / "flags.txt"
+    flagfile.write_text("--task=inpaint\n--bias=Wizard\n")
+    proc = subprocess.run([sys.executable, "-m", "aign_tf.main", f"--flagfile={flagfile}", f"--run_dir={tmp_path}",
+                           f"--cache_dir={tmp_path}", "--image_size=32", "--num_train=16", "--num_test=4"],
+                          cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode != 0 and "Wizard" in proc.stderr

@@ -34,7 +34,7 @@ class TrainConfig:
     adversarial_loss: str = "non_saturating"
     d_steps: int = 1
     gp_weight: float = 10.0
-    reconstruction_weight: float = 1.0
+    reconstruction_weight: float = 10.0
     adversarial_weight: float = 1.0
     supervised_weight: float = 10.0
     g_learning_rate: float = 2e-4

@@ -17,6 +17,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from aign_tf import formats
 from aign_tf.data import synthetic_faces
 
 BUILTIN = "builtin"
@@ -50,13 +51,6 @@ def _cache_path(cache_dir: str, *key) -> str:
     return os.path.join(cache_dir, f"faces_{digest}.npz")
 
 
-def _save_npz(path: str, **arrays) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-
-
 def _load_celeba_like(data_dir: str, image_size: int, cache_dir: str, max_images: int | None) -> FaceSplits:
     from aign_tf.data import celeba
 
@@ -83,7 +77,7 @@ def _load_celeba_like(data_dir: str, image_size: int, cache_dir: str, max_images
             x, y, n_skip = celeba.materialize(ds, expected=len(paths))
         parts[split] = FaceArrays(x, y, tuple(names))
         skipped += n_skip
-    _save_npz(path, train_x=parts["train"].images, train_y=parts["train"].labels, test_x=parts["test"].images,
+    formats.write_npz(path, train_x=parts["train"].images, train_y=parts["train"].labels, test_x=parts["test"].images,
               test_y=parts["test"].labels, names=np.array(parts["train"].attribute_names), skipped=skipped)
     return FaceSplits(parts["train"], parts["test"], source=f"celeba:{data_dir}", skipped_images=skipped)
 

@@ -32,6 +32,8 @@ import os
 
 import numpy as np
 
+from aign_tf import formats
+
 GENERATOR_VERSION = 1  # bump whenever the drawing or the sampling changes: it keys the cache
 CHUNK_SIZE = 256
 _RENDER_BATCH = 64  # faces drawn at once: small enough for the working arrays to stay in cache
@@ -785,12 +787,5 @@ def load_or_generate(cache_dir: str, n: int, seed: int,
         with np.load(path) as z:
             return z["images"], z["labels"]
     images, labels = generate_faces(n, seed, image_size)
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp.npz"
-    try:
-        np.savez(tmp, images=images, labels=labels, names=np.array(ATTRIBUTE_NAMES))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    formats.write_npz(path, images=images, labels=labels, names=np.array(ATTRIBUTE_NAMES))
     return images, labels

@@ -1,0 +1,127 @@
+"""The benchmark at a tiny size: every figure present, finite and positive; FLOPs plausible."""
+
+import json
+import math
+import os
+import types
+
+import pytest
+
+from aign_tf import bench
+
+TINY = 32
+BATCH = 4
+
+
+def _flags(tmp_path, **overrides):
+    values = dict(
+        image_size=TINY, factor=4, mask="mouth_nose", bias="none", prior_dir=None, g_filters=8, d_filters=8,
+        spectral_norm=False, mixed_precision="float32", paired_fraction=0.0, data_seed=0,
+        cache_dir=str(tmp_path / "cache"), batch_size=BATCH, seed=0, adversarial_loss="non_saturating",
+        d_steps=1, gp_weight=10.0, reconstruction_weight=10.0, adversarial_weight=1.0, supervised_weight=10.0,
+        g_learning_rate=2e-4, d_learning_rate=2e-4, ema_decay=0.0, jit_compile=True, data_dir=None,
+        num_train=64, num_test=16, max_images=None, bench_tasks=["inpaint"], bench_steps=3,
+        bench_out=str(tmp_path / "bench.json"))
+    values.update(overrides)
+    return types.SimpleNamespace(**values)
+
+
+def _numbers(tree, prefix=""):
+    """(path, value) of every int/float leaf of a nested dict."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _numbers(v, f"{prefix}/{k}")
+    elif isinstance(tree, (int, float)) and not isinstance(tree, bool):
+        yield prefix, tree
+
+
+def _conv_forward_flops(model, batch_size):
+    """2 * out_h * out_w * k_h * k_w * c_in * c_out * batch summed over the model's Conv2D layers."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            k_h, k_w, c_in, _ = layer.kernel.shape
+            total += 2 * h * w * k_h * k_w * c_in * c_out * batch_size
+    return total
+
+
+def test_bench_tiny_reports_every_figure(tmp_path, capsys):
+    flags = _flags(tmp_path)
+    cfg = bench.bench_config_from_flags(flags)
+    assert cfg.tasks == ("inpaint",) and cfg.steps == 3 and cfg.out_path == flags.bench_out
+    cfg = bench.BenchConfig(tasks=cfg.tasks, steps=3, warmup_steps=1, serving_calls=3, throughput_batch=8,
+                            throughput_calls=2, matmul_sizes=(128, 256), matmul_repeats=2, out_path=cfg.out_path)
+    report = bench.run_bench(flags, cfg, log=lambda *_: None)
+
+    assert json.loads((tmp_path / "bench.json").read_text()) == report
+    assert report["machine"]["cores"] >= 1 and report["machine"]["cpu_model"]
+    assert report["machine"]["tensorflow"].startswith("2.")
+    (task,) = report["tasks"]
+    assert task["task"] == "inpaint"
+    expected = {"steps_per_s", "images_per_s", "step_ms_median", "step_ms_p90", "input_wait_fraction",
+                "warmup_s", "achieved_gflops", "fraction_of_matmul_peak"}
+    for mode in ("tf_function", "xla"):
+        assert expected <= set(task[mode]), task[mode]
+        assert task[mode]["images_per_s"] == pytest.approx(BATCH * task[mode]["steps_per_s"])
+        assert task[mode]["input_wait_fraction"] < 1.0
+    for section in ("saved_model", "in_process"):
+        assert set(task[section]) == {"latency_ms_median", "latency_ms_p90", "throughput_images_per_s"}
+        assert task[section]["latency_ms_p90"] >= task[section]["latency_ms_median"]
+    busy = task.pop("other_processes_cores")  # other processes' load: may be 0
+    assert busy is None or (math.isfinite(busy) and busy >= 0)
+    numbers = dict(_numbers(task))
+    assert len(numbers) >= 24, numbers
+    for path, value in numbers.items():
+        assert math.isfinite(value) and value > 0, (path, value)
+    task["other_processes_cores"] = busy
+    assert report["matmul_peak_gflops"] == max(report["matmul_gflops_by_size"].values()) > 0
+
+    # The profiler counted the convolutions that run in the step, forward and backward, and not the dead
+    # gradient ops of the static graph: convs alone are ~4 G + 8 D forward passes here, the whole static graph
+    # (G's gradients in the D step included) would be ~6x the forward cost.
+    from aign_tf.networks.image import patch_discriminator, unet_generator
+
+    forward = (_conv_forward_flops(unet_generator(TINY, 4, 8), BATCH)
+               + _conv_forward_flops(patch_discriminator(TINY, 3, 8), BATCH))
+    assert 3.5 * forward <= task["step_gflop"] * 1e9 <= 5 * forward, (task["step_gflop"], forward)
+
+    table = bench.markdown_report(report)
+    assert "| figure | inpaint |" in table
+    assert len([line for line in table.splitlines() if line.startswith("| ")]) == len(bench.ROWS) + 1
+    assert "nan" not in table and report["machine"]["cpu_model"] in table
+    assert capsys.readouterr().out == ""  # run_bench reports only through log
+
+
+def test_bench_rejects_unknown_task(tmp_path):
+    cfg = bench.bench_config_from_flags(_flags(tmp_path, bench_tasks=["inpaint", "pose3d"]))
+    with pytest.raises(ValueError, match="pose3d.*must name one or more of"):
+        cfg.validate()
+    cfg = bench.bench_config_from_flags(_flags(tmp_path, bench_steps=0))
+    with pytest.raises(ValueError, match="--bench_steps=0 must be >= 1"):
+        cfg.validate()
+
+
+def test_machine_readings_from_proc_files(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\ncpu MHz\t\t: 2445.406\n")
+    assert bench.cpu_model(str(cpuinfo)) == "Test CPU 9000"
+    assert bench.cpuinfo_field("cpu mhz", str(cpuinfo)) == "2445.406"
+    assert bench.cpuinfo_field("cache size", str(cpuinfo)) is None
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  300 100 100 5000 7 50 50 100 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n")
+    _, _, busy_s = bench.cpu_snapshot(str(stat))
+    assert busy_s == pytest.approx(700 / os.sysconf("SC_CLK_TCK"))  # everything but idle and iowait
+    assert bench.cpu_snapshot(str(tmp_path / "missing"))[2] is None
+    # 3 busy core-seconds in 2 s of wall time, 1 of them ours: other processes kept 1 core busy.
+    assert bench.other_cpu_cores((0.0, 0.0, 10.0), (2.0, 1.0, 13.0)) == pytest.approx(1.0)
+    assert bench.other_cpu_cores((0.0, 0.0, 10.0), (2.0, 5.0, 13.0)) == 0.0
+    assert bench.other_cpu_cores((0.0, 0.0, None), (2.0, 1.0, 13.0)) is None
+
+
+def test_command_line_names_the_module():
+    argv = [os.path.join("/x", "aign_tf", "main.py"), "--mode=bench", "--bench_steps=5"]
+    assert bench.command_line(argv) == "python -m aign_tf.main --mode=bench --bench_steps=5"
+    assert bench.command_line(["other.py", "-q"]) == "other.py -q"
