@@ -82,7 +82,7 @@ def load_or_train_probe(cache_dir: str, train_images: np.ndarray, train_labels: 
     ds = (tf.data.Dataset.from_tensor_slices((train_images[order], train_labels[order]))
           .shuffle(4096, seed=seed).batch(batch_size).map(augment, num_parallel_calls=tf.data.AUTOTUNE)
           .prefetch(tf.data.AUTOTUNE))
-    model.fit(ds, epochs=epochs, verbose=0)
+    model.fit(ds, epochs=epochs, verbose=0, shuffle=False)  # the dataset is already shuffled
     probe = Probe(model, attribute_names, {}, {})
     probs = probe.probabilities(test_images)
     truth = test_labels.astype(bool)
