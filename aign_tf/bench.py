@@ -236,24 +236,15 @@ def serving_figures(fn, signature: dict, cfg: BenchConfig) -> dict:
 
 # --- building from the flags -----------------------------------------------------------------------------
 def _task_config(flags):
-    from aign_tf.tasks.faces import FaceTaskConfig
+    from aign_tf.main import task_config
 
-    return FaceTaskConfig(image_size=flags.image_size, factor=flags.factor, mask=flags.mask, bias=flags.bias,
-                          prior_dir=flags.prior_dir, g_filters=flags.g_filters, d_filters=flags.d_filters,
-                          spectral_norm=flags.spectral_norm, dtype_policy=flags.mixed_precision,
-                          paired_fraction=flags.paired_fraction, eval_images=MAX_BENCH_TEST_IMAGES,
-                          data_seed=flags.data_seed, cache_dir=flags.cache_dir)
+    return dataclasses.replace(task_config(flags), eval_images=MAX_BENCH_TEST_IMAGES)
 
 
 def _train_config(flags, jit_compile: bool):
-    from trainers.loop import TrainConfig
+    from aign_tf.main import train_config
 
-    return TrainConfig(
-        steps=1, batch_size=flags.batch_size, seed=flags.seed, adversarial_loss=flags.adversarial_loss,
-        d_steps=flags.d_steps, gp_weight=flags.gp_weight, reconstruction_weight=flags.reconstruction_weight,
-        adversarial_weight=flags.adversarial_weight, supervised_weight=flags.supervised_weight,
-        g_learning_rate=flags.g_learning_rate, d_learning_rate=flags.d_learning_rate,
-        ema_decay=flags.ema_decay, mixed_precision=flags.mixed_precision, jit_compile=jit_compile)
+    return dataclasses.replace(train_config(flags), steps=1, jit_compile=jit_compile)
 
 
 def bench_config_from_flags(flags) -> BenchConfig:

@@ -76,14 +76,38 @@ def _run_dir(bias_slug: str) -> str:
     return FLAGS.run_dir or os.path.join("runs", f"{FLAGS.task}_{bias_slug}")
 
 
+def task_config(flags):
+    """The face task's configuration from parsed flags (or any object with the same attributes)."""
+    from aign_tf.tasks.faces import FaceTaskConfig
+
+    return FaceTaskConfig(image_size=flags.image_size, factor=flags.factor, mask=flags.mask, bias=flags.bias,
+                          prior_dir=flags.prior_dir, g_filters=flags.g_filters, d_filters=flags.d_filters,
+                          spectral_norm=flags.spectral_norm, dtype_policy=flags.mixed_precision,
+                          paired_fraction=flags.paired_fraction, eval_images=flags.eval_images,
+                          data_seed=flags.data_seed, cache_dir=flags.cache_dir)
+
+
+def train_config(flags):
+    """The training loop's configuration from parsed flags (or any object with the same attributes)."""
+    from trainers.loop import TrainConfig
+
+    return TrainConfig(
+        steps=flags.steps, batch_size=flags.batch_size, seed=flags.seed, adversarial_loss=flags.adversarial_loss,
+        d_steps=flags.d_steps, gp_weight=flags.gp_weight, reconstruction_weight=flags.reconstruction_weight,
+        adversarial_weight=flags.adversarial_weight, supervised_weight=flags.supervised_weight,
+        g_learning_rate=flags.g_learning_rate, d_learning_rate=flags.d_learning_rate, ema_decay=flags.ema_decay,
+        mixed_precision=flags.mixed_precision, jit_compile=flags.jit_compile,
+        checkpoint_every=flags.checkpoint_every, log_every=flags.log_every, image_every=flags.image_every)
+
+
 def build(log=print):
     """Builds (task, trainer) from the flags."""
     import keras
     import tensorflow as tf
 
     from aign_tf.data.faces import load_face_splits
-    from aign_tf.tasks.faces import TASKS, FaceTaskConfig
-    from trainers.loop import TrainConfig, Trainer
+    from aign_tf.tasks.faces import TASKS
+    from trainers.loop import Trainer
 
     keras.utils.set_random_seed(FLAGS.seed)
     if FLAGS.deterministic:
@@ -92,21 +116,9 @@ def build(log=print):
                               FLAGS.num_train, FLAGS.num_test, FLAGS.max_images)
     log(f"data: {splits.source}: {len(splits.train)} train / {len(splits.test)} test images"
         + (f", {splits.skipped_images} unreadable images skipped" if splits.skipped_images else ""))
-    config = FaceTaskConfig(image_size=FLAGS.image_size, factor=FLAGS.factor, mask=FLAGS.mask, bias=FLAGS.bias,
-                            prior_dir=FLAGS.prior_dir, g_filters=FLAGS.g_filters, d_filters=FLAGS.d_filters,
-                            spectral_norm=FLAGS.spectral_norm, dtype_policy=FLAGS.mixed_precision,
-                            paired_fraction=FLAGS.paired_fraction, eval_images=FLAGS.eval_images,
-                            data_seed=FLAGS.data_seed, cache_dir=FLAGS.cache_dir)
-    task = TASKS[FLAGS.task](config, splits, log=log)
+    task = TASKS[FLAGS.task](task_config(FLAGS), splits, log=log)
     log(f"prior: {task.prior_description}")
-    train_config = TrainConfig(
-        steps=FLAGS.steps, batch_size=FLAGS.batch_size, seed=FLAGS.seed, adversarial_loss=FLAGS.adversarial_loss,
-        d_steps=FLAGS.d_steps, gp_weight=FLAGS.gp_weight, reconstruction_weight=FLAGS.reconstruction_weight,
-        adversarial_weight=FLAGS.adversarial_weight, supervised_weight=FLAGS.supervised_weight,
-        g_learning_rate=FLAGS.g_learning_rate, d_learning_rate=FLAGS.d_learning_rate, ema_decay=FLAGS.ema_decay,
-        mixed_precision=FLAGS.mixed_precision, jit_compile=FLAGS.jit_compile,
-        checkpoint_every=FLAGS.checkpoint_every, log_every=FLAGS.log_every, image_every=FLAGS.image_every)
-    return task, Trainer(task, train_config, _run_dir(_slug()), log=log)
+    return task, Trainer(task, train_config(FLAGS), _run_dir(_slug()), log=log)
 
 
 def _slug() -> str:

@@ -21,7 +21,8 @@ def _flags(tmp_path, **overrides):
         d_steps=1, gp_weight=10.0, reconstruction_weight=10.0, adversarial_weight=1.0, supervised_weight=10.0,
         g_learning_rate=2e-4, d_learning_rate=2e-4, ema_decay=0.0, jit_compile=True, data_dir=None,
         num_train=64, num_test=16, max_images=None, bench_tasks=["inpaint"], bench_steps=3,
-        bench_out=str(tmp_path / "bench.json"))
+        bench_out=str(tmp_path / "bench.json"), eval_images=16, steps=1, checkpoint_every=1, log_every=1,
+        image_every=1)
     values.update(overrides)
     return types.SimpleNamespace(**values)
 
