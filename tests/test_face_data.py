@@ -93,3 +93,18 @@ def test_inpaint_discriminator_judges_only_the_hole(tiny_splits):
     random_box = InpaintTask(FaceTaskConfig(image_size=32, mask="random_box", g_filters=4, d_filters=4),
                              tiny_splits, log=lambda *_: None)
     assert random_box.discriminator_window() is None
+
+
+def test_prior_dir_replaces_the_biased_collection(tmp_path, tiny_splits):
+    from aign_tf import formats
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        formats.write_image(str(tmp_path / f"person_{i}.png"), rng.random((48, 40, 3)))
+    task = InpaintTask(FaceTaskConfig(image_size=32, prior_dir=str(tmp_path), g_filters=4, d_filters=4),
+                       tiny_splits, log=lambda *_: None)
+    assert task.prior.shape == (3, 32, 32, 3) and task.prior.dtype == np.uint8
+    assert "3 images from --prior_dir" in task.prior_description
+    with pytest.raises((ValueError, FileNotFoundError), match="empty_dir|no image"):
+        (tmp_path / "empty_dir").mkdir()
+        InpaintTask(FaceTaskConfig(image_size=32, prior_dir=str(tmp_path / "empty_dir")), tiny_splits)

@@ -8,6 +8,7 @@ It knows a task only through :class:`aign_tf.tasks.base.Task`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import os
 import sys
@@ -218,8 +219,6 @@ class Trainer:
 
 def weights_digest(model: keras.Model) -> str:
     """A short digest of a model's weights, for comparing runs (e.g. resumed vs uninterrupted)."""
-    import hashlib
-
     h = hashlib.sha256()
     for w in model.get_weights():
         h.update(np.ascontiguousarray(w).tobytes())

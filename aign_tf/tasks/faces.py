@@ -48,11 +48,6 @@ def _load_prior_dir(prior_dir: str, image_size: int) -> np.ndarray:
     return np.round(images * 255.0).astype(np.uint8)
 
 
-def _batched(fn, arrays, batch_size=100):
-    outs = [fn(*[a[i:i + batch_size] for a in arrays]) for i in range(0, len(arrays[0]), batch_size)]
-    return np.concatenate([o.numpy() if hasattr(o, "numpy") else o for o in outs], 0)
-
-
 class FaceTask(Task):
     """Shared machinery; subclasses define the observation, the generator's inputs and the renderer."""
 
