@@ -77,8 +77,9 @@ def _load_celeba_like(data_dir: str, image_size: int, cache_dir: str, max_images
             x, y, n_skip = celeba.materialize(ds, expected=len(paths))
         parts[split] = FaceArrays(x, y, tuple(names))
         skipped += n_skip
-    formats.write_npz(path, train_x=parts["train"].images, train_y=parts["train"].labels, test_x=parts["test"].images,
-              test_y=parts["test"].labels, names=np.array(parts["train"].attribute_names), skipped=skipped)
+    formats.write_npz(path, train_x=parts["train"].images, train_y=parts["train"].labels,
+                      test_x=parts["test"].images, test_y=parts["test"].labels,
+                      names=np.array(parts["train"].attribute_names), skipped=skipped)
     return FaceSplits(parts["train"], parts["test"], source=f"celeba:{data_dir}", skipped_images=skipped)
 
 
