@@ -1,6 +1,7 @@
-"""``python -m aign_tf.main --mode=bench``: how fast the face tasks train and serve on this machine.
+"""``python -m aign_tf.main --mode=bench``: how fast the tasks train and serve on this machine.
 
-For each task it measures, on the built-in data at the flags' batch and image size:
+For each task it measures, on the built-in data at the flags' batch and image size (each task's default
+batch size unless ``--batch_size`` is given):
   * the real training step (``Trainer._train_step`` on real pipeline batches) after warm-up, compiled as a
     plain ``tf.function`` and with XLA (``jit_compile=True``): steps/s, images/s, median step time and the
     fraction of wall time spent blocked in ``next(iterator)`` waiting for input;
@@ -23,7 +24,7 @@ import time
 
 import numpy as np
 
-TASK_NAMES = ("inpaint", "superres")
+TASK_NAMES = ("inpaint", "superres", "pose3d")
 MAX_BENCH_TRAIN_IMAGES = 2000  # the built-in data is generated on first use: keep setup quick
 MAX_BENCH_TEST_IMAGES = 64
 BUSY_MACHINE_CORES = 0.25  # other processes' average CPU use above which the report warns
@@ -235,10 +236,22 @@ def serving_figures(fn, signature: dict, cfg: BenchConfig) -> dict:
 
 
 # --- building from the flags -----------------------------------------------------------------------------
-def _task_config(flags):
-    from aign_tf.main import task_config
+def task_flags(flags, task_name: str):
+    """A copy of ``flags`` (absl FlagValues or any namespace) for ``task_name``: its defaults where the flags
+    leave a task-dependent value unset, and small data sets."""
+    import types
 
-    return dataclasses.replace(task_config(flags), eval_images=MAX_BENCH_TEST_IMAGES)
+    from aign_tf.main import TASK_DEFAULTS
+
+    values = flags.flag_values_dict() if hasattr(flags, "flag_values_dict") else dict(vars(flags))
+    values["task"] = task_name
+    for name, per_task in TASK_DEFAULTS.items():
+        if values.get(name) is None:
+            values[name] = per_task[task_name]
+    values.update(num_train=min(values["num_train"], MAX_BENCH_TRAIN_IMAGES),
+                  num_test=min(values["num_test"], MAX_BENCH_TEST_IMAGES), eval_images=MAX_BENCH_TEST_IMAGES,
+                  num_prior=min(values.get("num_prior") or MAX_BENCH_TRAIN_IMAGES, MAX_BENCH_TRAIN_IMAGES))
+    return types.SimpleNamespace(**values)
 
 
 def _train_config(flags, jit_compile: bool):
@@ -257,20 +270,22 @@ def bench_config_from_flags(flags) -> BenchConfig:
 
 
 # --- one task --------------------------------------------------------------------------------------------
-def bench_task(task_name: str, flags, splits, cfg: BenchConfig, peak_gflops: float, log=print) -> dict:
-    """All figures of one task (see the module docstring); ``splits`` is the face data shared by tasks."""
+def bench_task(task_name: str, flags, cfg: BenchConfig, peak_gflops: float, log=print) -> dict:
+    """All figures of one task (see the module docstring)."""
     import keras
     import tensorflow as tf
 
     from aign_tf.export import export_for_serving
-    from aign_tf.tasks.faces import TASKS
+    from aign_tf.main import build_task
     from trainers.loop import Trainer
 
+    flags = task_flags(flags, task_name)
     keras.utils.set_random_seed(flags.seed)
-    start = cpu_snapshot()
     quiet = lambda *_: None  # noqa: E731
-    task = TASKS[task_name](_task_config(flags), splits, log=quiet)
-    result = {"task": task_name, "generator_params": int(task.generator.count_params()),
+    task = build_task(flags, log=quiet)  # data first: generating it is not the benchmark
+    start = cpu_snapshot()
+    result = {"task": task_name, "batch_size": flags.batch_size,
+              "generator_params": int(task.generator.count_params()),
               "discriminator_params": int(task.discriminator.count_params())}
     with tempfile.TemporaryDirectory(prefix="aign_bench_") as tmp:
         # Both trainers update the same networks: the compile mode is the only difference.
@@ -307,10 +322,11 @@ def bench_task(task_name: str, flags, splits, cfg: BenchConfig, peak_gflops: flo
 
 # --- report ----------------------------------------------------------------------------------------------
 ROWS = (  # (label, path into a task result, format)
+    ("batch size", ("batch_size",), "{}"),
     ("train steps/s, tf.function", ("tf_function", "steps_per_s"), "{:.2f}"),
-    ("train images/s, tf.function", ("tf_function", "images_per_s"), "{:.1f}"),
+    ("train examples/s, tf.function", ("tf_function", "images_per_s"), "{:.1f}"),
     ("train steps/s, XLA", ("xla", "steps_per_s"), "{:.2f}"),
-    ("train images/s, XLA", ("xla", "images_per_s"), "{:.1f}"),
+    ("train examples/s, XLA", ("xla", "images_per_s"), "{:.1f}"),
     ("input wait fraction, tf.function", ("tf_function", "input_wait_fraction"), "{:.1%}"),
     ("input wait fraction, XLA", ("xla", "input_wait_fraction"), "{:.1%}"),
     ("step time ms (median / p90), tf.function", ("tf_function", "step_ms_median", "step_ms_p90"), "{:.0f}"),
@@ -326,8 +342,8 @@ ROWS = (  # (label, path into a task result, format)
      "{:.1f}"),
     ("in-process batch-1 latency ms (median / p90)", ("in_process", "latency_ms_median", "latency_ms_p90"),
      "{:.1f}"),
-    ("SavedModel images/s at batch {tb}", ("saved_model", "throughput_images_per_s"), "{:.0f}"),
-    ("in-process images/s at batch {tb}", ("in_process", "throughput_images_per_s"), "{:.0f}"),
+    ("SavedModel examples/s at batch {tb}", ("saved_model", "throughput_images_per_s"), "{:.0f}"),
+    ("in-process examples/s at batch {tb}", ("in_process", "throughput_images_per_s"), "{:.0f}"),
     ("generator / discriminator params", ("generator_params", "discriminator_params"), "{:,}"),
     ("other processes' CPU use meanwhile (cores)", ("other_processes_cores",), "{:.2f}"),
 )
@@ -351,7 +367,7 @@ def markdown_report(report: dict) -> str:
         + f", {m['cores']} cores, TensorFlow {m['tensorflow']}, Keras {m['keras']}, Python {m['python']}; "
         f"load average before: {report['load_average_before']}.",
         f"Command: `{report['command']}`",
-        f"Settings: batch {s['batch_size']}, {s['image_size']}x{s['image_size']}, {s['mixed_precision']}, "
+        f"Settings: faces {s['image_size']}x{s['image_size']}, {s['mixed_precision']}, "
         f"g_filters {s['g_filters']}, d_filters {s['d_filters']}, {s['adversarial_loss']}, d_steps "
         f"{s['d_steps']}, seed {s['seed']}; {s['warmup_steps']} warm-up + {s['steps']} timed steps per mode; "
         f"serving: {s['serving_calls']} batch-1 calls, {s['throughput_calls']} calls at batch "
@@ -384,8 +400,6 @@ def run_bench(flags, cfg: BenchConfig, log=print) -> dict:
     """Measures every task of ``cfg``, writes ``cfg.out_path`` (JSON) and returns the report dict."""
     import tensorflow as tf
 
-    from aign_tf.data.faces import load_face_splits
-
     cfg.validate()
     before, start = load_average(), cpu_snapshot()
     machine = machine_info()
@@ -394,16 +408,13 @@ def run_bench(flags, cfg: BenchConfig, log=print) -> dict:
     by_size = {str(n): matmul_gflops(n, cfg.matmul_repeats) for n in cfg.matmul_sizes}
     peak = max(by_size.values())
     log(f"bench: float32 matmul peak {peak:.1f} GFLOP/s")
-    splits = load_face_splits(flags.data_dir, flags.image_size, flags.cache_dir, flags.data_seed,
-                              min(flags.num_train, MAX_BENCH_TRAIN_IMAGES),
-                              min(flags.num_test, MAX_BENCH_TEST_IMAGES), flags.max_images)
-    tasks = [bench_task(name, flags, splits, cfg, peak, log=log) for name in cfg.tasks]
-    names = ("batch_size", "image_size", "factor", "mask", "bias", "g_filters", "d_filters",
+    tasks = [bench_task(name, flags, cfg, peak, log=log) for name in cfg.tasks]
+    names = ("image_size", "factor", "mask", "bias", "g_filters", "d_filters",
              "mixed_precision", "adversarial_loss", "d_steps", "seed", "data_dir")
     settings = {k: getattr(flags, k) for k in names}
     settings.update(dataclasses.asdict(cfg), tasks=list(cfg.tasks), matmul_sizes=list(cfg.matmul_sizes),
-                    data_source=splits.source,
-                    num_train=len(splits.train), jit_compile_flag=bool(getattr(flags, "jit_compile", True)))
+                    max_train_examples=MAX_BENCH_TRAIN_IMAGES,
+                    jit_compile_flag=bool(getattr(flags, "jit_compile", True)))
     report = {"machine": machine, "command": command_line(sys.argv), "settings": settings,
               "matmul_peak_gflops": peak, "matmul_gflops_by_size": by_size,
               "flop_count_method": tasks[0]["flop_count_method"], "tasks": tasks,

@@ -77,10 +77,24 @@ def _package_version() -> str | None:
         return None  # running from a source tree that was never pip-installed
 
 
+def _serving_function(model_fn, specs: list[tf.TensorSpec]):
+    names = [s.name for s in specs]
+
+    # autograph off: the exported computation is straight-line tensor code, and our own ValueErrors
+    # (e.g. model_fn returning a bare tensor) then reach the user unwrapped.
+    @tf.function(input_signature=specs, autograph=False)
+    def serve(*inputs):
+        return _serving_outputs(model_fn(**dict(zip(names, inputs, strict=True))))
+
+    return serve
+
+
 def export_for_serving(model_fn: Callable[..., Mapping[str, tf.Tensor]],
                        input_signature: Mapping[str, tf.TensorSpec], export_root: str, model_name: str,
                        version: int | None = None, trackables: Sequence = (),
-                       metadata: Mapping | None = None) -> str:
+                       metadata: Mapping | None = None,
+                       extra_signatures: Mapping[str, tuple[Callable[..., Mapping[str, tf.Tensor]],
+                                                            Mapping[str, tf.TensorSpec]]] | None = None) -> str:
     """Writes a SavedModel to ``export_root/model_name/<version>/`` and returns that path.
 
     model_fn: called with keyword tensors named as in ``input_signature`` (e.g. ``image`` float32
@@ -90,6 +104,8 @@ def export_for_serving(model_fn: Callable[..., Mapping[str, tf.Tensor]],
     version: None = :func:`next_version`; an existing version is never overwritten (ValueError).
     metadata: JSON-serialisable facts (task, bias, image size ...) written to ``assets/aign_tf_meta.json``
       together with the input/output specs and the aign_tf / TensorFlow versions.
+    extra_signatures: more signatures beside ``serving_default``: name -> (model_fn, input_signature), same
+      rules as the main pair.
     """
     specs = _check_signature(input_signature)
     if not isinstance(model_name, str) or not _MODEL_NAME.match(model_name):
@@ -97,29 +113,34 @@ def export_for_serving(model_fn: Callable[..., Mapping[str, tf.Tensor]],
                          f"or '-' (it is a directory name)")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise ValueError(f"version must be a positive integer or None, got {version!r}")
-    names = [s.name for s in specs]
-
-    # autograph off: the exported computation is straight-line tensor code, and our own ValueErrors
-    # (e.g. model_fn returning a bare tensor) then reach the user unwrapped.
-    @tf.function(input_signature=specs, autograph=False)
-    def serve(*inputs):
-        return _serving_outputs(model_fn(**dict(zip(names, inputs, strict=True))))
-
+    extra = {}
+    for name, (fn, signature) in (extra_signatures or {}).items():
+        if not isinstance(name, str) or not _NAME.match(name) or name == "serving_default":
+            raise ValueError(f"extra signature name {name!r} must be an identifier other than 'serving_default'")
+        extra[name] = (fn, _check_signature(signature))
     module = tf.Module()
     module.trackables = list(trackables)
-    module.serve = serve
-    concrete = serve.get_concrete_function()
+    concretes = {}
+    for key, (fn, fn_specs) in {"serving_default": (model_fn, specs), **extra}.items():
+        function = _serving_function(fn, fn_specs)
+        setattr(module, f"serve_{key}", function)  # tracked, so the signature's graph is saved
+        concretes[key] = function.get_concrete_function()
+    concrete = concretes["serving_default"]
 
     base_dir = os.path.join(export_root, model_name)
     os.makedirs(base_dir, exist_ok=True)
     tmp_dir = tempfile.mkdtemp(prefix=".tmp-export-", dir=base_dir)  # not an integer: TF Serving ignores it
     try:
-        tf.saved_model.save(module, tmp_dir, signatures={"serving_default": concrete})
+        tf.saved_model.save(module, tmp_dir, signatures=concretes)
         meta = dict(metadata or {})
         meta.update(
             model_name=model_name,
             inputs={s.name: _spec_json(s) for s in specs},
             outputs={k: _spec_json(v) for k, v in concrete.structured_outputs.items()},
+            **({"extra_signatures": {key: {
+                "inputs": {s.name: _spec_json(s) for s in extra[key][1]},
+                "outputs": {k: _spec_json(v) for k, v in concretes[key].structured_outputs.items()}}
+                for key in extra}} if extra else {}),
             aign_tf_version=_package_version(), tensorflow_version=tf.__version__,
             exported_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
         formats.write_json(os.path.join(tmp_dir, "assets", META_FILE), meta)

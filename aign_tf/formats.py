@@ -1,4 +1,4 @@
-"""Reading and writing the files users have: photos, inpainting masks, image grids, JSON results.
+"""Reading and writing the files users have: photos, inpainting masks, image grids, JSON results, 2D keypoints.
 
 Shared by ``--mode=predict``, the evaluation figures and the serving client. Pure NumPy + Pillow (no
 TensorFlow), so it imports fast. Images in memory are float32 ``[H, W, 3]`` in ``[0, 1]``.
@@ -246,3 +246,55 @@ def read_json(path: str):
             return json.load(f)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path!r} is not valid JSON: {e}") from e
+
+
+# --- 2D keypoints ---------------------------------------------------------------------------------
+
+
+def read_keypoints(path: str, num_joints: int) -> dict[str, np.ndarray]:
+    """2D joints for ``--task=pose3d`` predict, from ``.npy`` or ``.json``.
+
+    ``.npy``: float `[N, J, 2]` (x, y) or `[N, J, 3]` (x, y, confidence) in normalised image coordinates
+    (principal point at 0, image half-width 1, y down). ``.json``: an object with ``joints_2d`` (`[N, J, 2]`
+    or `[N, J, 3]`, or one `[J, 2|3]` pose), optional ``confidence`` `[N, J]` and ``focal`` (one number or
+    `[N, 2]`, normalised); with ``"image_width"`` (pixels) the joints and ``focal_px`` are in pixels and
+    are normalised here (principal point at the image centre unless ``principal_point_px`` is given).
+
+    Returns float32 arrays ``joints_2d`` `[N, J, 2]`, ``confidence`` `[N, J]` (1 where not given) and, if
+    the file gives one, ``focal`` `[N, 2]`. Raises FileNotFoundError / ValueError naming the path.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"keypoint file not found: {path!r}")
+    meta: dict = {}
+    if path.endswith(".npy"):
+        joints = np.load(path, allow_pickle=False)
+    elif path.endswith(".json"):
+        meta = read_json(path)
+        if not isinstance(meta, dict) or "joints_2d" not in meta:
+            raise ValueError(f"{path!r}: expected a JSON object with a 'joints_2d' list")
+        joints = np.asarray(meta["joints_2d"], np.float64)
+    else:
+        raise ValueError(f"{path!r}: keypoints must be a .npy or .json file")
+    joints = np.asarray(joints, np.float64)
+    if joints.ndim == 2:
+        joints = joints[None]
+    if joints.ndim != 3 or joints.shape[1] != num_joints or joints.shape[2] not in (2, 3):
+        raise ValueError(f"{path!r}: joints must have shape [N, {num_joints}, 2] or [N, {num_joints}, 3]; got "
+                         f"{list(joints.shape)}")
+    n = len(joints)
+    confidence = joints[..., 2] if joints.shape[2] == 3 else np.ones(joints.shape[:2])
+    if "confidence" in meta:
+        confidence = np.asarray(meta["confidence"], np.float64).reshape(n, num_joints)
+    out = {"joints_2d": joints[..., :2], "confidence": confidence}
+    if "image_width" in meta:
+        half = float(meta["image_width"]) / 2.0
+        centre = np.asarray(meta.get("principal_point_px", [half, float(meta.get("image_height", 2 * half)) / 2]))
+        out["joints_2d"] = (out["joints_2d"] - centre) / half
+        if "focal_px" in meta:
+            out["focal"] = np.broadcast_to(np.asarray(meta["focal_px"], np.float64) / half, (n, 2))
+    elif "focal" in meta:
+        out["focal"] = np.broadcast_to(np.asarray(meta["focal"], np.float64), (n, 2))
+    if not np.isfinite(out["joints_2d"]).all():
+        raise ValueError(f"{path!r}: joints contain NaN or Inf; give missing joints confidence 0 instead")
+    return {k: np.ascontiguousarray(v, np.float32) for k, v in out.items()}

@@ -17,20 +17,38 @@ from absl import app, flags, logging  # noqa: E402
 FLAGS = flags.FLAGS
 MODES = ("train", "eval", "export", "predict", "bench")
 
-flags.DEFINE_enum("task", "inpaint", ["inpaint", "superres"], "Which AIGN task to run.")
+TASK_NAMES = ("inpaint", "superres", "pose3d")
+FACE_TASKS = ("inpaint", "superres")
+# Flags whose default depends on the task (their flag default is None = "the task's default").
+TASK_DEFAULTS = {
+    "steps": {"inpaint": 1500, "superres": 1500, "pose3d": 3000},
+    "batch_size": {"inpaint": 16, "superres": 16, "pose3d": 64},
+    "num_train": {"inpaint": 12000, "superres": 12000, "pose3d": 40000},
+    "num_test": {"inpaint": 1000, "superres": 1000, "pose3d": 2000},
+    "eval_images": {"inpaint": 1000, "superres": 1000, "pose3d": 2000},
+}
+
+
+def _default_help(name: str) -> str:
+    return "default: " + ", ".join(f"{v} ({k})" for k, v in TASK_DEFAULTS[name].items())
+
+
+flags.DEFINE_enum("task", "inpaint", list(TASK_NAMES), "Which AIGN task to run.")
 flags.DEFINE_enum("mode", "train", MODES, "train (then eval + export), eval, export, predict or bench.")
 flags.DEFINE_string("bias", "male", "Prior collection the discriminator sees: a shortcut (male, female, young, old, "
                     "big_lips, big_nose, smiling, eyeglasses, none) or an expression over CelebA attribute names, "
                     "e.g. 'Male and not Young'.")
 flags.DEFINE_string("prior_dir", None, "A folder of images (e.g. one identity) used as the prior collection "
-                    "instead of --bias.")
+                    "instead of --bias; pose3d: a folder of BVH motion capture (datasets/cmu_mocap/README.md).")
 flags.DEFINE_string("data_dir", None, "Face data: unset/'builtin' = procedural faces (no download); a CelebA "
-                    "folder (datasets/celeba/README.md); 'tfds' or 'tfds:DIR' for a prepared TFDS celeb_a.")
+                    "folder (datasets/celeba/README.md); 'tfds' or 'tfds:DIR' for a prepared TFDS celeb_a. pose3d: "
+                    "unset/'builtin' = procedural skeletons; a folder with Human3.6M's data_3d_h36m.npz "
+                    "(datasets/h36m/README.md).")
 flags.DEFINE_string("cache_dir", "datasets/cache", "Where generated/decoded data and the attribute probe are cached.")
 flags.DEFINE_string("run_dir", None, "Checkpoints, TensorBoard, eval results. Default runs/<task>_<bias>.")
 flags.DEFINE_string("export_dir", "saved_models", "SavedModels go to <export_dir>/<task>_<bias>/<version>/.")
-flags.DEFINE_integer("steps", 1500, "Training steps (generator updates).")
-flags.DEFINE_integer("batch_size", 16, "Batch size.")
+flags.DEFINE_integer("steps", None, "Training steps (generator updates); " + _default_help("steps"))
+flags.DEFINE_integer("batch_size", None, "Batch size; " + _default_help("batch_size"))
 flags.DEFINE_integer("image_size", 64, "Face image size (the factors' resolution).")
 flags.DEFINE_integer("factor", 4, "superres: downsampling factor of the renderer.")
 flags.DEFINE_enum("mask", "mouth_nose", ["mouth_nose", "random_box"], "inpaint: which region is hidden.")
@@ -57,9 +75,14 @@ flags.DEFINE_bool("spectral_norm", False, "Spectral normalisation in the discrim
 flags.DEFINE_integer("checkpoint_every", 250, "Checkpoint interval in steps.")
 flags.DEFINE_integer("log_every", 25, "Progress/TensorBoard scalar interval in steps.")
 flags.DEFINE_integer("image_every", 250, "TensorBoard image interval in steps.")
-flags.DEFINE_integer("num_train", 12000, "Built-in data: training faces (half observations, half prior pool).")
-flags.DEFINE_integer("num_test", 1000, "Built-in data: held-out faces.")
-flags.DEFINE_integer("eval_images", 1000, "Held-out images used by eval.")
+flags.DEFINE_integer("num_train", None, "Built-in data: training faces (half observations, half prior pool) / "
+                     "observed poses; " + _default_help("num_train"))
+flags.DEFINE_integer("num_test", None, "Built-in data: held-out faces / poses; " + _default_help("num_test"))
+flags.DEFINE_integer("num_prior", 40000, "pose3d, built-in data: 3D poses in the unpaired prior collection.")
+flags.DEFINE_integer("eval_images", None, "Held-out images (poses) used by eval; " + _default_help("eval_images"))
+flags.DEFINE_integer("pose_width", 512, "pose3d: generator hidden width.")
+flags.DEFINE_integer("pose_blocks", 2, "pose3d: generator residual blocks.")
+flags.DEFINE_integer("pose_d_width", 256, "pose3d: discriminator hidden width.")
 flags.DEFINE_integer("max_images", None, "CelebA/TFDS: use at most this many images per split.")
 flags.DEFINE_integer("probe_epochs", 6, "Epochs of the attribute probe (trained once, cached).")
 flags.DEFINE_bool("export", True, "train mode: export a SavedModel at the end.")
@@ -100,24 +123,56 @@ def train_config(flags):
         checkpoint_every=flags.checkpoint_every, log_every=flags.log_every, image_every=flags.image_every)
 
 
+def apply_task_defaults(flag_values=FLAGS) -> None:
+    """Fills the task-dependent flags the user left unset (see TASK_DEFAULTS)."""
+    for name, per_task in TASK_DEFAULTS.items():
+        if getattr(flag_values, name) is None:
+            setattr(flag_values, name, per_task[flag_values.task])
+
+
+def pose_task_config(flags):
+    """The pose task's configuration from parsed flags (or any object with the same attributes)."""
+    from aign_tf.tasks.pose import PoseTaskConfig
+
+    return PoseTaskConfig(width=flags.pose_width, blocks=flags.pose_blocks, d_width=flags.pose_d_width,
+                          dtype_policy=flags.mixed_precision, paired_fraction=flags.paired_fraction,
+                          eval_images=flags.eval_images, data_seed=flags.data_seed)
+
+
+def build_task(flags, log=print):
+    """The task named by ``flags.task`` with its data (built-in data is generated and cached on first use)."""
+    if flags.task == "pose3d":
+        from aign_tf.tasks.pose import PoseTask, load_pose_splits
+
+        splits = load_pose_splits(flags.data_dir, flags.prior_dir, flags.cache_dir, flags.data_seed,
+                                  flags.num_train, flags.num_test, flags.num_prior, log=log)
+        log(f"data: {splits.description}: {len(splits.train)} train / {len(splits.test)} test poses"
+            + "".join(f", {n} skipped ({reason})" for reason, n in splits.skipped.items()))
+        task = PoseTask(pose_task_config(flags), splits, log=log)
+    else:
+        from aign_tf.data.faces import load_face_splits
+        from aign_tf.tasks.faces import TASKS
+
+        splits = load_face_splits(flags.data_dir, flags.image_size, flags.cache_dir, flags.data_seed,
+                                  flags.num_train, flags.num_test, flags.max_images)
+        log(f"data: {splits.source}: {len(splits.train)} train / {len(splits.test)} test images"
+            + (f", {splits.skipped_images} unreadable images skipped" if splits.skipped_images else ""))
+        task = TASKS[flags.task](task_config(flags), splits, log=log)
+    log(f"prior: {task.prior_description}")
+    return task
+
+
 def build(log=print):
     """Builds (task, trainer) from the flags."""
     import keras
     import tensorflow as tf
 
-    from aign_tf.data.faces import load_face_splits
-    from aign_tf.tasks.faces import TASKS
     from trainers.loop import Trainer
 
     keras.utils.set_random_seed(FLAGS.seed)
     if FLAGS.deterministic:
         tf.config.experimental.enable_op_determinism()
-    splits = load_face_splits(FLAGS.data_dir, FLAGS.image_size, FLAGS.cache_dir, FLAGS.data_seed,
-                              FLAGS.num_train, FLAGS.num_test, FLAGS.max_images)
-    log(f"data: {splits.source}: {len(splits.train)} train / {len(splits.test)} test images"
-        + (f", {splits.skipped_images} unreadable images skipped" if splits.skipped_images else ""))
-    task = TASKS[FLAGS.task](task_config(FLAGS), splits, log=log)
-    log(f"prior: {task.prior_description}")
+    task = build_task(FLAGS, log)
     return task, Trainer(task, train_config(FLAGS), _run_dir(_slug()), log=log)
 
 
@@ -126,6 +181,8 @@ def _slug() -> str:
 
     if FLAGS.prior_dir:
         return "prior_" + bias_slug(os.path.basename(os.path.normpath(FLAGS.prior_dir)))
+    if FLAGS.task not in FACE_TASKS:
+        return "builtin" if FLAGS.data_dir in (None, "", "builtin") else "data"
     return bias_slug(FLAGS.bias)
 
 
@@ -149,19 +206,26 @@ def format_eval_table(result: dict) -> str:
 
 def evaluate(task, trainer, log=print) -> dict:
     from aign_tf import formats
-    from aign_tf.probe import load_or_train_probe
 
     splits = task.splits
-    probe = load_or_train_probe(FLAGS.cache_dir, splits.train.images, splits.train.labels, splits.test.images,
-                                splits.test.labels, splits.train.attribute_names, epochs=FLAGS.probe_epochs,
-                                seed=FLAGS.data_seed, log=log)
-    result = task.evaluate(trainer.eval_generator, trainer.run_dir, probe=probe)
-    result.update(step=int(trainer.step.numpy()), seed=FLAGS.seed, command=" ".join(sys.argv),
-                  skipped_images=splits.skipped_images)
+    if FLAGS.task in FACE_TASKS:
+        from aign_tf.probe import load_or_train_probe
+
+        probe = load_or_train_probe(FLAGS.cache_dir, splits.train.images, splits.train.labels, splits.test.images,
+                                    splits.test.labels, splits.train.attribute_names, epochs=FLAGS.probe_epochs,
+                                    seed=FLAGS.data_seed, log=log)
+        result = task.evaluate(trainer.eval_generator, trainer.run_dir, probe=probe)
+        result["skipped_images"] = splits.skipped_images
+        table, shows = format_eval_table(result), "input | output | truth"
+    else:
+        result = task.evaluate(trainer.eval_generator, trainer.run_dir)
+        result["skipped"] = splits.skipped
+        table, shows = task.format_eval(result), "input 2D | predicted 3D over the truth in grey | true 3D"
+    result.update(step=int(trainer.step.numpy()), seed=FLAGS.seed, command=" ".join(sys.argv))
     path = os.path.join(trainer.run_dir, "eval.json")
     formats.write_json(path, result)
-    log(format_eval_table(result))
-    log(f"held-out samples (input | output | truth): {result['samples_png']}\nresults: {path}")
+    log(table)
+    log(f"held-out samples ({shows}): {result['samples_png']}\nresults: {path}")
     return result
 
 
@@ -170,8 +234,11 @@ def export(task, trainer, log=print) -> str:
 
     generator = trainer.eval_generator
     meta = dict(task.export_metadata(), step=int(trainer.step.numpy()))
+    extra = {name: (lambda fn=fn, **inputs: fn(generator, **inputs), spec)
+             for name, (fn, spec) in task.extra_serving_signatures().items()}
     path = export_for_serving(lambda **inputs: task.serve(generator, **inputs), task.serving_signature(),
-                              FLAGS.export_dir, f"{FLAGS.task}_{_slug()}", trackables=[generator], metadata=meta)
+                              FLAGS.export_dir, f"{FLAGS.task}_{_slug()}", trackables=[generator], metadata=meta,
+                              extra_signatures=extra)
     log(f"SavedModel for TF Serving: {path}")
     return path
 
@@ -183,6 +250,8 @@ def predict(task, trainer, log=print) -> list[str]:
 
     if not FLAGS.input:
         raise app.UsageError("--mode=predict needs --input=FILE_OR_FOLDER")
+    if FLAGS.task == "pose3d":
+        return _predict_pose(task, trainer, log)
     paths = formats.list_images(FLAGS.input) if os.path.isdir(FLAGS.input) else [FLAGS.input]
     out_dir = FLAGS.output or os.path.join(trainer.run_dir, "predictions")
     spec = task.serving_signature()["image"]
@@ -202,6 +271,25 @@ def predict(task, trainer, log=print) -> list[str]:
         formats.write_image(written[-1], face)
     log(f"wrote {len(written)} predictions to {out_dir}")
     return written
+
+
+def _predict_pose(task, trainer, log=print) -> list[str]:
+    import numpy as np
+
+    from aign_tf import formats
+
+    inputs = formats.read_keypoints(FLAGS.input, task.skeleton.num_joints)
+    n = len(inputs["joints_2d"])
+    if "focal" not in inputs:
+        inputs["focal"] = np.full((n, 2), task.config.nominal_focal, np.float32)
+        log(f"no focal length in {FLAGS.input}: assuming the nominal {task.config.nominal_focal} (normalised)")
+    out = {k: v.numpy() for k, v in task.serve_with_camera(trainer.eval_generator, **inputs).items()}
+    out_dir = FLAGS.output or os.path.join(trainer.run_dir, "predictions")
+    stem = os.path.join(out_dir, os.path.splitext(os.path.basename(FLAGS.input))[0] + f"_{task.name}")
+    formats.write_json(stem + ".json", {"units": "mm", "joint_names": list(task.skeleton.joint_names), **out})
+    formats.write_image(stem + ".png", task.prediction_figure(inputs, out))
+    log(f"wrote {n} 3D poses to {stem}.json and a figure to {stem}.png")
+    return [stem + ".json", stem + ".png"]
 
 
 def main(argv):
@@ -224,11 +312,17 @@ def _main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
-    if FLAGS.mode == "bench":
+    if FLAGS.mode == "bench":  # each task with its own defaults
         from aign_tf import bench
 
         bench.run(FLAGS)
         return
+    apply_task_defaults()
+    if FLAGS.task not in FACE_TASKS:
+        for name in ("bias", "image_size", "factor", "mask"):
+            if FLAGS[name].present:
+                raise ValueError(f"--{name} applies to the face tasks ({', '.join(FACE_TASKS)}), "
+                                 f"not --task={FLAGS.task}")
     task, trainer = build()
     print(f"run directory: {os.path.abspath(trainer.run_dir)}", flush=True)
     if FLAGS.mode == "train":

@@ -1,7 +1,8 @@
-"""Evaluation metrics: image quality (PSNR, SSIM) and attribute-probe bias figures.
+"""Evaluation metrics: image quality (PSNR, SSIM), attribute-probe bias figures and 3D pose errors
+(MPJPE, PA-MPJPE).
 
-The image metrics are TensorFlow functions (eager, ``tf.function``, any float input dtype, float32
-outputs, one value per image). The attribute figures are NumPy functions on probe probabilities.
+The image and pose metrics are TensorFlow functions (eager, ``tf.function``, any float input dtype, float32
+outputs, one value per example). The attribute figures are NumPy functions on probe probabilities.
 """
 
 from __future__ import annotations
@@ -146,3 +147,58 @@ def bias_strength(output_probs, true_probs, threshold: float = 0.5) -> float:
         raise ValueError(f"output_probs and true_probs must be non-empty [N] arrays of equal length; "
                          f"got shapes {out.shape} and {true.shape}")
     return float(np.mean(out > threshold) - np.mean(true > threshold))
+
+
+# --- 3D pose ----------------------------------------------------------------------------------------------
+
+
+def _pose_pair(pred, target) -> tuple[tf.Tensor, tf.Tensor]:
+    pred = tf.cast(tf.convert_to_tensor(pred), tf.float32)
+    target = tf.cast(tf.convert_to_tensor(target), tf.float32)
+    if pred.shape.rank != 3 or pred.shape[-1] != 3 or not pred.shape.is_compatible_with(target.shape):
+        raise ValueError(f"pred and target must both have shape [B, J, 3]; got {pred.shape.as_list()} and "
+                         f"{target.shape.as_list()}")
+    return pred, target
+
+
+def mpjpe(pred, target, root: int | None = 0) -> tf.Tensor:
+    """Mean per-joint position error (Ionescu et al. 2014, Human3.6M protocol #1).
+
+    Args:
+      pred: `[B, J, 3]` predicted joints (e.g. millimetres, camera frame).
+      target: `[B, J, 3]` true joints, same frame and unit.
+      root: joint subtracted from both before comparing (root alignment); None compares as given.
+
+    Returns:
+      `[B]` float32 mean Euclidean joint error per pose, in the unit of the inputs.
+    """
+    pred, target = _pose_pair(pred, target)
+    if root is not None:
+        pred, target = pred - pred[:, root:root + 1], target - target[:, root:root + 1]
+    return tf.reduce_mean(tf.norm(pred - target, axis=-1), axis=-1)
+
+
+def procrustes_align(pred, target) -> tf.Tensor:
+    """The similarity transform (scale, rotation without reflection, translation) of ``pred`` that best fits
+    ``target`` in the least-squares sense (Umeyama 1991), applied to ``pred``: `[B, J, 3]` -> `[B, J, 3]`."""
+    pred, target = _pose_pair(pred, target)
+    mu_p = tf.reduce_mean(pred, axis=1, keepdims=True)
+    mu_t = tf.reduce_mean(target, axis=1, keepdims=True)
+    p, t = pred - mu_p, target - mu_t
+    cov = tf.matmul(p, t, transpose_a=True)  # [B, 3, 3] = sum_j p_j t_j^T
+    s, u, v = tf.linalg.svd(cov)  # cov = u diag(s) v^T
+    # Rotation R = v diag(1, 1, d) u^T maps p onto t; d = -1 flips the weakest axis to avoid a reflection.
+    m = tf.matmul(v, u, transpose_b=True)
+    d = tf.sign(tf.reduce_sum(m[:, 0] * tf.linalg.cross(m[:, 1], m[:, 2]), -1))  # det(m), also under XLA
+    d = tf.where(d == 0, tf.ones_like(d), d)
+    fix = tf.stack([tf.ones_like(d), tf.ones_like(d), d], axis=-1)  # [B, 3]
+    rotation = tf.matmul(v * fix[:, None, :], u, transpose_b=True)
+    scale = tf.reduce_sum(s * fix, axis=-1) / tf.maximum(tf.reduce_sum(tf.square(p), axis=[1, 2]), 1e-12)
+    aligned = scale[:, None, None] * tf.matmul(p, rotation, transpose_b=True)
+    return aligned + mu_t
+
+
+def pa_mpjpe(pred, target) -> tf.Tensor:
+    """MPJPE after Procrustes alignment of each predicted pose to its target (Human3.6M protocol #2):
+    `[B, J, 3]` x2 -> `[B]` float32, in the unit of the inputs."""
+    return mpjpe(procrustes_align(pred, target), target, root=None)

@@ -7,6 +7,9 @@ wrong shape fails with one ``ValueError`` naming the argument instead of an erro
 Face tasks:
   * super-resolution: ``downsample_render`` (average pooling),
   * inpainting: ``mask_render`` with a mask from ``box_mask`` or ``random_box_masks``.
+Pose task:
+  * ``perspective_render``: rigid transform + pinhole projection (tensorflow-graphics'
+    ``rendering.camera.perspective.project``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numbers
 from collections.abc import Sequence
 
 import tensorflow as tf
+from tensorflow_graphics.rendering.camera import perspective
 
 
 def _static_rank_4(tensor: tf.Tensor, name: str) -> tf.TensorShape:
@@ -192,3 +196,54 @@ def random_box_masks(seed, batch_size, height: int, width: int, min_frac: float 
     cols = _inside_interval(_pixel_centres(width)[None, :], left, left + box_w)  # [B, W]
     hidden = tf.logical_and(rows[:, :, None], cols[:, None, :])  # [B, H, W]
     return (1.0 - tf.cast(hidden, tf.float32))[..., None]
+
+
+def _check_shape(tensor: tf.Tensor, expected: Sequence[int | None], name: str, text: str) -> None:
+    shape = tensor.shape
+    if shape.rank is not None and (shape.rank != len(expected) or any(
+            e is not None and s is not None and s != e for s, e in zip(shape.as_list(), expected, strict=True))):
+        raise ValueError(f"{name} must have shape {text}; got {shape.as_list()}")
+
+
+def perspective_render(points: tf.Tensor, rotation: tf.Tensor, translation: tf.Tensor, focal: tf.Tensor,
+                       principal_point: tf.Tensor | None = None) -> tf.Tensor:
+    """Pose renderer: moves canonical 3D joints into the camera frame and projects them with a pinhole.
+
+    ``X_cam = R @ X + t`` (``to_camera_frame``), then ``x = f * X_cam[:2] / X_cam[2] + c``
+    (tensorflow-graphics' ``perspective.project``, which guards the division), in an OpenCV camera frame
+    (x right, y down, z forward).
+
+    Args:
+      points: `[B, J, 3]` canonical (root-relative) joints, e.g. in millimetres.
+      rotation: `[B, 3, 3]` rotation matrices, canonical -> camera.
+      translation: `[B, 3]` camera-frame position of the root, same unit as ``points``; z > 0 is in front.
+      focal: `[B, 2]` focal lengths (fx, fy) in the unit of the image coordinates.
+      principal_point: `[B, 2]` or None (the origin).
+
+    Returns:
+      `[B, J, 2]` image coordinates.
+    """
+    points = tf.convert_to_tensor(points)
+    dtype = points.dtype
+    rotation, translation, focal = (tf.convert_to_tensor(t, dtype) for t in (rotation, translation, focal))
+    _check_shape(points, [None, None, 3], "points", "[B, J, 3]")
+    _check_shape(rotation, [None, 3, 3], "rotation", "[B, 3, 3]")
+    _check_shape(translation, [None, 3], "translation", "[B, 3]")
+    _check_shape(focal, [None, 2], "focal", "[B, 2]")
+    if principal_point is None:
+        principal_point = tf.zeros_like(focal)
+    principal_point = tf.convert_to_tensor(principal_point, dtype)
+    _check_shape(principal_point, [None, 2], "principal_point", "[B, 2]")
+    camera = to_camera_frame(points, rotation) + translation[:, None]
+    return perspective.project(camera, focal[:, None], principal_point[:, None])
+
+
+def to_camera_frame(points: tf.Tensor, rotation: tf.Tensor) -> tf.Tensor:
+    """`[B, J, 3]` canonical joints -> `[B, J, 3]` the same joints rotated into the camera's axes (no translation):
+    the root-relative camera-frame pose that MPJPE compares.
+
+    A batched ``matvec``, not tensorflow-graphics' ``rotation_matrix_3d.rotate``: that one broadcasts to its
+    arguments' static batch shape with unknown dimensions taken as 1, so it fails on any batch larger than 1
+    in a graph traced with a ``None`` batch (a SavedModel serving signature)."""
+    points = tf.convert_to_tensor(points)
+    return tf.linalg.matvec(tf.convert_to_tensor(rotation, points.dtype)[:, None], points)

@@ -22,7 +22,7 @@ def _flags(tmp_path, **overrides):
         g_learning_rate=2e-4, d_learning_rate=2e-4, ema_decay=0.0, jit_compile=True, data_dir=None,
         num_train=64, num_test=16, max_images=None, bench_tasks=["inpaint"], bench_steps=3,
         bench_out=str(tmp_path / "bench.json"), eval_images=16, steps=1, checkpoint_every=1, log_every=1,
-        image_every=1)
+        image_every=1, task="inpaint", num_prior=64, pose_width=16, pose_blocks=1, pose_d_width=16)
     values.update(overrides)
     return types.SimpleNamespace(**values)
 
@@ -96,9 +96,20 @@ def test_bench_tiny_reports_every_figure(tmp_path, capsys):
     assert capsys.readouterr().out == ""  # run_bench reports only through log
 
 
+def test_bench_pose3d_uses_its_own_batch_size_and_reports_every_figure(tmp_path):
+    flags = _flags(tmp_path, bench_tasks=["pose3d"], batch_size=None)
+    cfg = bench.BenchConfig(tasks=("pose3d",), steps=2, warmup_steps=1, serving_calls=2, throughput_batch=8,
+                            throughput_calls=1, matmul_sizes=(128,), matmul_repeats=1, out_path=flags.bench_out)
+    (task,) = bench.run_bench(flags, cfg, log=lambda *_: None)["tasks"]
+    assert task["task"] == "pose3d" and task["batch_size"] == 64
+    for mode in ("tf_function", "xla"):
+        assert task[mode]["steps_per_s"] > 0 and task[mode]["achieved_gflops"] > 0
+    assert task["step_gflop"] > 0 and task["saved_model"]["latency_ms_median"] > 0
+
+
 def test_bench_rejects_unknown_task(tmp_path):
-    cfg = bench.bench_config_from_flags(_flags(tmp_path, bench_tasks=["inpaint", "pose3d"]))
-    with pytest.raises(ValueError, match="pose3d.*must name one or more of"):
+    cfg = bench.bench_config_from_flags(_flags(tmp_path, bench_tasks=["inpaint", "sfm"]))
+    with pytest.raises(ValueError, match="sfm.*must name one or more of"):
         cfg.validate()
     cfg = bench.bench_config_from_flags(_flags(tmp_path, bench_steps=0))
     with pytest.raises(ValueError, match="--bench_steps=0 must be >= 1"):

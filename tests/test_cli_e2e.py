@@ -68,6 +68,49 @@ def test_train_eval_export_predict(tmp_path, shared_cache, task, bias):
     assert (tmp_path / "pred" / f"a_{task}.png").exists()
 
 
+def test_pose3d_train_eval_export_predict(tmp_path, shared_cache):
+    run_dir, export_dir = tmp_path / "run", tmp_path / "saved_models"
+    common = [sys.executable, "-m", "aign_tf.main", "--task=pose3d", f"--run_dir={run_dir}",
+              f"--cache_dir={shared_cache}", f"--export_dir={export_dir}", "--num_train=256", "--num_test=64",
+              "--num_prior=256", "--eval_images=64", "--batch_size=8", "--pose_width=32", "--pose_d_width=16",
+              "--nojit_compile", "--log_every=5", "--image_every=10", "--paired_fraction=0.05"]
+    out = _run(common + ["--steps=10"], REPO)
+    assert "step 10/10" in out and "MPJPE" in out and "PA-MPJPE" in out
+    result = json.loads((run_dir / "eval.json").read_text())
+    assert result["task"] == "pose3d" and result["step"] == 10 and np.isfinite(result["mpjpe_mm"])
+    assert os.path.exists(result["samples_png"])
+    version_dir = export_dir / "pose3d_builtin" / "1"
+    show = subprocess.run(_saved_model_cli() + ["show", "--dir", str(version_dir), "--tag_set", "serve",
+                                                "--signature_def", "serving_default"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "inputs['joints_2d']" in show and "(-1, 17, 2)" in show and "DT_FLOAT" in show
+    assert "outputs['pose_3d']" in show and "(-1, 17, 3)" in show and "outputs['rotation']" in show
+    assert "inputs['focal']" not in show
+    show = subprocess.run(_saved_model_cli() + ["show", "--dir", str(version_dir), "--tag_set", "serve",
+                                                "--signature_def", "with_camera"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "inputs['focal']" in show and "inputs['confidence']" in show and "(-1, 17)" in show
+    # The SavedModel serves batches of any size (tensorflow-graphics' rotate would not, see BUILD.md).
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(version_dir))
+    joints = tf.random.uniform([5, 17, 2], -0.3, 0.3, seed=0)
+    assert loaded.signatures["serving_default"](joints_2d=joints)["pose_3d"].shape == (5, 17, 3)
+
+    # Re-running resumes; predict reads 2D keypoints (pixels, no focal given) and writes 3D JSON + a figure.
+    assert "nothing to do" in _run(common + ["--steps=10", "--export=false"], REPO)
+    from aign_tf import formats
+
+    joints = np.random.default_rng(0).uniform(300, 700, (2, 17, 2))
+    formats.write_json(tmp_path / "kp.json", {"joints_2d": joints, "image_width": 1000})
+    out = _run(common + ["--mode=predict", f"--input={tmp_path / 'kp.json'}", f"--output={tmp_path / 'pred'}"],
+               REPO)
+    assert "nominal" in out
+    pred = json.loads((tmp_path / "pred" / "kp_pose3d.json").read_text())
+    assert np.asarray(pred["pose_3d"]).shape == (2, 17, 3) and pred["units"] == "mm"
+    assert (tmp_path / "pred" / "kp_pose3d.png").exists()
+
+
 def test_user_errors_are_one_clear_line(tmp_path, shared_cache):
     proc = subprocess.run(cli("--bias=Male and not Wizard", f"--cache_dir={shared_cache}",
                               f"--run_dir={tmp_path}"), cwd=REPO, capture_output=True, text=True)
@@ -77,6 +120,11 @@ def test_user_errors_are_one_clear_line(tmp_path, shared_cache):
     proc = subprocess.run(cli(f"--data_dir={tmp_path / 'missing'}", f"--cache_dir={shared_cache}"), cwd=REPO,
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "missing" in proc.stderr and "Traceback" not in proc.stderr
+    for flag, needle in (("--bias=male", "--bias applies to the face tasks"), (f"--data_dir={tmp_path}",
+                                                                              "data_3d_h36m.npz")):
+        proc = subprocess.run([sys.executable, "-m", "aign_tf.main", "--task=pose3d", flag,
+                               f"--run_dir={tmp_path / 'pose'}"], cwd=REPO, capture_output=True, text=True)
+        assert proc.returncode != 0 and needle in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
 def _checkpoint_values(run_dir):

@@ -185,3 +185,43 @@ def test_json_round_trip_converts_numpy(tmp_path):
         formats.read_json(str(tmp_path / "bad.json"))
     with pytest.raises(FileNotFoundError, match="gone.json"):
         formats.read_json(str(tmp_path / "gone.json"))
+
+
+# --- 2D keypoints -----------------------------------------------------------------------------------------
+
+
+def test_keypoints_npy_with_and_without_confidence(tmp_path):
+    xy = np.random.default_rng(0).uniform(-0.5, 0.5, (3, 17, 2)).astype(np.float32)
+    np.save(tmp_path / "a.npy", xy)
+    out = formats.read_keypoints(str(tmp_path / "a.npy"), 17)
+    np.testing.assert_array_equal(out["joints_2d"], xy)
+    np.testing.assert_array_equal(out["confidence"], 1.0)
+    assert "focal" not in out
+    xyc = np.concatenate([xy, np.full((3, 17, 1), 0.25, np.float32)], -1)
+    np.save(tmp_path / "b.npy", xyc)
+    np.testing.assert_array_equal(formats.read_keypoints(str(tmp_path / "b.npy"), 17)["confidence"], 0.25)
+
+
+def test_keypoints_json_in_pixels_are_normalised(tmp_path):
+    joints = np.full((17, 2), 500.0)
+    joints[1] = [750.0, 250.0]
+    formats.write_json(tmp_path / "p.json", {"joints_2d": joints, "image_width": 1000, "image_height": 1000,
+                                             "focal_px": 1150.0})
+    out = formats.read_keypoints(str(tmp_path / "p.json"), 17)
+    assert out["joints_2d"].shape == (1, 17, 2)
+    np.testing.assert_allclose(out["joints_2d"][0, 0], [0.0, 0.0])
+    np.testing.assert_allclose(out["joints_2d"][0, 1], [0.5, -0.5])
+    np.testing.assert_allclose(out["focal"], [[2.3, 2.3]])
+
+
+@pytest.mark.parametrize("content, needle", [
+    ({"joints": []}, "'joints_2d'"),
+    ({"joints_2d": np.zeros((2, 16, 2))}, r"\[N, 17, 2\]"),
+    ({"joints_2d": np.full((1, 17, 2), np.nan)}, "NaN"),
+])
+def test_keypoints_errors_name_the_file(tmp_path, content, needle):
+    formats.write_json(tmp_path / "bad.json", content)
+    with pytest.raises(ValueError, match=needle):
+        formats.read_keypoints(str(tmp_path / "bad.json"), 17)
+    with pytest.raises(FileNotFoundError, match="missing.npy"):
+        formats.read_keypoints(str(tmp_path / "missing.npy"), 17)

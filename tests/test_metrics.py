@@ -124,3 +124,46 @@ def test_bias_strength_arithmetic():
 def test_attribute_figures_reject_bad_shapes(fn, args):
     with pytest.raises(ValueError, match="probs"):
         fn(*args)
+
+
+# --- 3D pose -------------------------------------------------------------------------------------------
+
+
+def _similar(poses, seed=0, scale=1.7):
+    from scipy.spatial.transform import Rotation
+
+    rotation = Rotation.random(len(poses), random_state=seed).as_matrix()
+    return scale * np.einsum("bij,bkj->bki", rotation, poses) + np.array([40.0, -20.0, 900.0])
+
+
+def test_mpjpe_known_value_and_root_alignment():
+    target = np.zeros((1, 3, 3), np.float32)
+    target[0, 1] = [100, 0, 0]
+    pred = target.copy()
+    pred[0, 2] = [0, 30, 40]  # one joint off by 50 mm
+    np.testing.assert_allclose(metrics.mpjpe(pred, target).numpy(), [50 / 3], rtol=1e-6)
+    # A global shift disappears after root alignment but not without it.
+    np.testing.assert_allclose(metrics.mpjpe(pred + 500.0, target).numpy(), [50 / 3], rtol=1e-5)
+    assert metrics.mpjpe(pred + 500.0, target, root=None).numpy()[0] > 800
+
+
+def test_pa_mpjpe_removes_similarity_transforms_but_not_reflections():
+    rng = np.random.default_rng(0)
+    target = rng.normal(0, 300, (4, 17, 3))
+    pred = _similar(target)
+    assert metrics.mpjpe(pred, target).numpy().min() > 100
+    np.testing.assert_allclose(metrics.pa_mpjpe(pred, target).numpy(), 0.0, atol=1e-2)
+    mirrored = target * np.array([-1.0, 1.0, 1.0])
+    assert metrics.pa_mpjpe(mirrored, target).numpy().min() > 50
+
+
+def test_pa_mpjpe_under_xla_and_shape_error():
+    rng = np.random.default_rng(1)
+    target = rng.normal(0, 300, (3, 17, 3)).astype(np.float32)
+    pred = (_similar(target, seed=3) + rng.normal(0, 10, target.shape)).astype(np.float32)
+    eager = metrics.pa_mpjpe(pred, target).numpy()
+    compiled = tf.function(metrics.pa_mpjpe, jit_compile=True)(pred, target).numpy()
+    np.testing.assert_allclose(compiled, eager, rtol=1e-3)
+    assert 0 < eager.max() < 20  # only the noise is left
+    with pytest.raises(ValueError, match=r"\[B, J, 3\]"):
+        metrics.mpjpe(np.zeros((2, 17, 2)), np.zeros((2, 17, 2)))

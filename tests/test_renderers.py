@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from fixtures_pose import pinhole
 
 from aign_tf import renderers
 
@@ -183,3 +184,79 @@ def test_random_box_masks_reject_bad_arguments(kwargs, needle):
     args = {"seed": [1, 2], "batch_size": 2, "height": 8, "width": 8, **kwargs}
     with pytest.raises(ValueError, match=needle):
         renderers.random_box_masks(**args)
+
+
+# --- perspective_render -------------------------------------------------------------------------------
+
+
+def _random_camera(rng, batch):
+    from scipy.spatial.transform import Rotation
+
+    rotation = Rotation.random(batch, random_state=rng.integers(1 << 30)).as_matrix().astype(np.float32)
+    translation = np.concatenate([rng.uniform(-300, 300, (batch, 2)), rng.uniform(3000, 6000, (batch, 1))], 1)
+    focal = rng.uniform(1.5, 3.0, (batch, 2))
+    principal = rng.uniform(-0.1, 0.1, (batch, 2))
+    return rotation, translation.astype(np.float32), focal.astype(np.float32), principal.astype(np.float32)
+
+
+def test_perspective_matches_numpy_pinhole_reference():
+    rng = np.random.default_rng(0)
+    points = rng.normal(0, 400, (3, 17, 3)).astype(np.float32)
+    rotation, translation, focal, principal = _random_camera(rng, 3)
+    expected = pinhole(points, rotation, translation, focal) + principal[:, None]
+    out = renderers.perspective_render(points, rotation, translation, focal, principal)
+    assert out.shape == (3, 17, 2)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-4, atol=1e-5)
+    # No principal point = the origin.
+    np.testing.assert_allclose(renderers.perspective_render(points, rotation, translation, focal).numpy(),
+                               expected - principal[:, None], rtol=1e-4, atol=1e-5)
+
+
+def test_perspective_point_on_the_optical_axis_lands_on_the_principal_point():
+    out = renderers.perspective_render(np.zeros((1, 1, 3), np.float32), np.eye(3, dtype=np.float32)[None],
+                                       [[0.0, 0.0, 4000.0]], [[2.0, 2.0]], [[0.1, -0.2]])
+    np.testing.assert_allclose(out.numpy(), [[[0.1, -0.2]]], atol=1e-7)
+
+
+def test_perspective_gradients_match_finite_differences():
+    rng = np.random.default_rng(1)
+    points = rng.normal(0, 0.4, (2, 5, 3))  # metres, float64 for a clean finite-difference check
+    rotation, translation, focal, _ = _random_camera(rng, 2)
+    rotation, translation, focal = (tf.constant(a, tf.float64) for a in (rotation, translation / 1000.0, focal))
+    for fn, x in ((lambda p: renderers.perspective_render(p, rotation, translation, focal), points),
+                  (lambda t: renderers.perspective_render(points, rotation, t, focal), translation),
+                  (lambda r: renderers.perspective_render(points, r, translation, focal), rotation)):
+        assert _max_jacobian_error(fn, tf.constant(x, tf.float64)) < 1e-6
+
+
+def test_to_camera_frame_rotates_without_translating():
+    rng = np.random.default_rng(2)
+    points = rng.normal(size=(2, 4, 3)).astype(np.float32)
+    rotation = _random_camera(rng, 2)[0]
+    np.testing.assert_allclose(renderers.to_camera_frame(points, rotation).numpy(),
+                               np.einsum("bij,bkj->bki", rotation, points), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("which, shape, needle", [
+    ("points", (2, 17, 2), "points must have shape [B, J, 3]"),
+    ("rotation", (2, 3), "rotation must have shape [B, 3, 3]"),
+    ("translation", (2, 2), "translation must have shape [B, 3]"),
+    ("focal", (2, 1), "focal must have shape [B, 2]"),
+])
+def test_perspective_shape_errors_name_the_argument(which, shape, needle):
+    args = {"points": np.zeros((2, 17, 3)), "rotation": np.tile(np.eye(3), (2, 1, 1)),
+            "translation": np.ones((2, 3)), "focal": np.ones((2, 2))}
+    args[which] = np.zeros(shape)
+    with pytest.raises(ValueError, match=needle.replace("[", r"\[").replace("]", r"\]")):
+        renderers.perspective_render(**{k: tf.constant(v, tf.float32) for k, v in args.items()})
+
+
+def test_perspective_render_traced_with_an_unknown_batch_serves_any_batch():
+    spec = [tf.TensorSpec([None, 17, 3]), tf.TensorSpec([None, 3, 3]), tf.TensorSpec([None, 3]),
+            tf.TensorSpec([None, 2])]
+    traced = tf.function(renderers.perspective_render, input_signature=spec)
+    rng = np.random.default_rng(3)
+    points = rng.normal(0, 400, (5, 17, 3)).astype(np.float32)
+    rotation, translation, focal, _ = _random_camera(rng, 5)
+    np.testing.assert_allclose(traced(points, rotation, translation, focal).numpy(),
+                               pinhole(points, rotation, translation, focal), rtol=1e-4, atol=1e-5)

@@ -166,7 +166,7 @@ class Trainer:
             for ema_w, w in zip(self.ema_generator.weights, G.weights, strict=True):
                 ema_w.assign(cfg.ema_decay * ema_w + (1.0 - cfg.ema_decay) * tf.cast(w, ema_w.dtype))
         out.update(g_loss=g_loss, g_adversarial=adv, **terms)
-        out.update(task.metrics(batch, tf.stop_gradient(fake)))
+        out.update(task.metrics(batch, tf.nest.map_structure(tf.stop_gradient, fake)))
         if isinstance(self.g_opt, keras.optimizers.LossScaleOptimizer):
             out["loss_scale"] = tf.cast(self.g_opt.dynamic_scale, tf.float32)
         return out

@@ -77,6 +77,11 @@ class Task(abc.ABC):
     def serve(self, generator: keras.Model, **inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         """The exported computation: named inputs -> named float32 outputs."""
 
+    def extra_serving_signatures(self) -> dict:
+        """More exported signatures beside ``serving_default``: name -> (fn(generator, **inputs) -> dict of
+        tensors, named input specs)."""
+        return {}
+
     def export_metadata(self) -> dict:
         """Facts written beside the SavedModel (task, bias, sizes)."""
         return {"task": self.name}
