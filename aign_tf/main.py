@@ -14,6 +14,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 from absl import app, flags, logging  # noqa: E402
 
+if __name__ == "__main__":
+    # ``python -m aign_tf.main`` runs this file as __main__; modules that import ``aign_tf.main`` (bench) must get
+    # this same module, not a second copy that would define every flag again.
+    sys.modules.setdefault("aign_tf.main", sys.modules[__name__])
+
 FLAGS = flags.FLAGS
 MODES = ("train", "eval", "export", "predict", "bench")
 
@@ -23,7 +28,7 @@ FACE_TASKS = ("inpaint", "superres")
 TASK_DEFAULTS = {
     "steps": {"inpaint": 1500, "superres": 1500, "pose3d": 3000},
     "batch_size": {"inpaint": 16, "superres": 16, "pose3d": 64},
-    "num_train": {"inpaint": 12000, "superres": 12000, "pose3d": 40000},
+    "num_train": {"inpaint": 12000, "superres": 12000, "pose3d": 10000},
     "num_test": {"inpaint": 1000, "superres": 1000, "pose3d": 2000},
     "eval_images": {"inpaint": 1000, "superres": 1000, "pose3d": 2000},
 }

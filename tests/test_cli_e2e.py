@@ -111,6 +111,15 @@ def test_pose3d_train_eval_export_predict(tmp_path, shared_cache):
     assert (tmp_path / "pred" / "kp_pose3d.png").exists()
 
 
+def test_bench_mode_from_the_command_line(tmp_path, shared_cache):
+    out_path = tmp_path / "bench.json"
+    out = _run([sys.executable, "-m", "aign_tf.main", "--mode=bench", "--bench_tasks=pose3d", "--bench_steps=1",
+                "--bench_serving_calls=1", "--pose_width=16", "--pose_d_width=16", f"--cache_dir={shared_cache}",
+                f"--bench_out={out_path}"], REPO)
+    assert "| figure | pose3d |" in out
+    assert json.loads(out_path.read_text())["tasks"][0]["batch_size"] == 64
+
+
 def test_user_errors_are_one_clear_line(tmp_path, shared_cache):
     proc = subprocess.run(cli("--bias=Male and not Wizard", f"--cache_dir={shared_cache}",
                               f"--run_dir={tmp_path}"), cwd=REPO, capture_output=True, text=True)

@@ -57,7 +57,7 @@ class PoseTask(Task):
         self.skeleton = splits.skeleton
         self.log = log
         self.prior = splits.prior.astype(np.float32)
-        self.prior_description = f"{len(self.prior)} unpaired 3D poses ({splits.description})"
+        self.prior_description = f"{len(self.prior)} unpaired canonical 3D poses (see the data line)"
         if len(splits.train) == 0 or len(self.prior) == 0 or len(splits.test) == 0:
             raise ValueError(f"pose data needs non-empty train, test and prior sets; got {len(splits.train)} "
                              f"train, {len(splits.test)} test, {len(self.prior)} prior poses")
