@@ -101,13 +101,20 @@ def test_seventeen_joint_arrays_are_accepted(tmp_path, fixture):
     np.testing.assert_allclose(seventeen["S11"]["Sitting 2"], thirty_two["S11"]["Sitting 2"], atol=1e-3)
 
 
-def test_wrong_joint_count_names_path_subject_action_and_shape(tmp_path):
+def test_wrong_joint_count_is_skipped_and_counted_a_malformed_array_is_an_error(tmp_path):
     path = tmp_path / "data_3d_h36m.npz"
-    np.savez_compressed(path, positions_3d={"S1": {"Walking 1": np.zeros((12, 25, 3), np.float32)}})
+    good = np.repeat(canonical_to_h36m_world(STANDING_MM)[None], 5, 0).astype(np.float32)  # [5, 17, 3] metres
+    np.savez_compressed(path, positions_3d={"S1": {"Walking 1": np.zeros((12, 25, 3), np.float32),
+                                                   "Walking": good}})
+    positions, skipped = h36m.read_positions_3d(str(path))
+    assert skipped == {"rows with 25 joints (expected 32 or 17)": 12}
+    assert list(positions["S1"]) == ["Walking"] and positions["S1"]["Walking"].shape == (5, 17, 3)
+
+    np.savez_compressed(path, positions_3d={"S1": {"Walking 1": np.zeros((12, 17), np.float32)}})
     with pytest.raises(ValueError) as info:
         h36m.read_positions_3d(str(path))
     message = str(info.value)
-    assert str(path) in message and "'S1'" in message and "'Walking 1'" in message and "[12, 25, 3]" in message
+    assert str(path) in message and "'S1'" in message and "'Walking 1'" in message and "[12, 17]" in message
 
 
 def test_missing_file_names_the_expected_path(tmp_path):

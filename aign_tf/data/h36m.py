@@ -100,8 +100,9 @@ def read_positions_3d(path: str) -> tuple[dict[str, dict[str, np.ndarray]], dict
     the 15 dropped joints do not matter).
 
     Missing file -> FileNotFoundError naming the path and the expected file. Not an npz, no 'positions_3d',
-    not the subject -> action nesting, an array that is not [T, 32, 3] or [T, 17, 3], or values that are not
-    in metres -> ValueError naming the path (and subject / action / shape found).
+    not the subject -> action nesting, an array that is not [T, J, 3] numbers, or values that are not in
+    metres -> ValueError naming the path (and subject / action / shape found). An action whose joint count is
+    neither 32 nor 17 is skipped and its rows counted in ``skipped``.
     """
     path = os.fspath(path)
     data = _load_positions_dict(path)
@@ -113,6 +114,11 @@ def read_positions_3d(path: str) -> tuple[dict[str, dict[str, np.ndarray]], dict
         for action, array in actions.items():
             array = np.asarray(array)
             where = f"{path}: positions_3d[{subject!r}][{action!r}]"
+            if (array.ndim == 3 and array.shape[2] == 3 and np.issubdtype(array.dtype, np.number)
+                    and array.shape[1] not in (H36M_NUM_RAW_JOINTS, H36M_17.num_joints)):
+                reason = f"rows with {array.shape[1]} joints (expected 32 or 17)"
+                skipped[reason] = skipped.get(reason, 0) + len(array)
+                continue
             if (array.ndim != 3 or array.shape[1] not in (H36M_NUM_RAW_JOINTS, H36M_17.num_joints)
                     or array.shape[2] != 3 or not np.issubdtype(array.dtype, np.number)):
                 raise ValueError(f"{where} has shape {list(array.shape)} ({array.dtype}); expected [T, 32, 3] "
