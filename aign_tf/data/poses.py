@@ -39,11 +39,6 @@ class PoseArrays:
     def subset(self, index) -> PoseArrays:
         return PoseArrays(**{f.name: getattr(self, f.name)[index] for f in dataclasses.fields(self)})
 
-    @staticmethod
-    def concatenate(parts: list[PoseArrays]) -> PoseArrays:
-        return PoseArrays(**{f.name: np.concatenate([getattr(p, f.name) for p in parts])
-                             for f in dataclasses.fields(PoseArrays)})
-
 
 @dataclasses.dataclass
 class PoseSplits:

@@ -66,11 +66,3 @@ H36M_17 = Skeleton(
     left=(4, 5, 6, 11, 12, 13),
     right=(1, 2, 3, 14, 15, 16),
 )
-
-SKELETONS = {H36M_17.name: H36M_17}
-
-
-def get(name: str) -> Skeleton:
-    if name not in SKELETONS:
-        raise ValueError(f"unknown skeleton {name!r}; known: {', '.join(sorted(SKELETONS))}")
-    return SKELETONS[name]
