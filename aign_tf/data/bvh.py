@@ -338,19 +338,6 @@ def parse_bvh(path_or_text) -> BvhMotion:
 
 
 # --- kinematics --------------------------------------------------------------------------------------
-def _axis_rotation(axis: int, degrees: np.ndarray) -> np.ndarray:
-    """float64 [T] degrees -> [T, 3, 3] right-handed rotations about axis 0 (x), 1 (y) or 2 (z)."""
-    a = np.deg2rad(degrees)
-    c, s = np.cos(a), np.sin(a)
-    rot = np.zeros((len(a), 3, 3))
-    i, j = [k for k in range(3) if k != axis]  # (y, z) for x, (x, z) for y, (x, y) for z
-    sign = -1.0 if axis == 1 else 1.0  # about y the cyclic order is (z, x), which flips the sine's sign
-    rot[:, axis, axis] = 1.0
-    rot[:, i, i], rot[:, j, j] = c, c
-    rot[:, i, j], rot[:, j, i] = -sign * s, sign * s
-    return rot
-
-
 def _world_positions(motion: BvhMotion, frames: np.ndarray) -> np.ndarray:
     """float64 [T, J, 3] world positions of every joint and End Site for channel values [T, C]."""
     t = len(frames)
@@ -365,7 +352,7 @@ def _world_positions(motion: BvhMotion, frames: np.ndarray) -> np.ndarray:
             if channel.endswith("position"):
                 translation[:, axis] += values
             else:
-                step = _axis_rotation(axis, values)
+                step = (poses.rot_x, poses.rot_y, poses.rot_z)[axis](np.deg2rad(values))
                 local = step if local is None else local @ step
         if parent < 0:
             positions[j] = translation

@@ -53,12 +53,6 @@ _HOW_TO_MAKE = (f"expected {H36M_FILE} as written by VideoPose3D's data/prepare_
 
 
 # --- canonical facing ---------------------------------------------------------------------------------
-def _yaw(angle: np.ndarray) -> np.ndarray:
-    """[...] angles (rad) -> [..., 3, 3] right-handed rotations about +y (a positive angle turns +z towards +x)."""
-    c, s, o, z = np.cos(angle), np.sin(angle), np.ones_like(angle), np.zeros_like(angle)
-    return np.stack([np.stack([c, z, s], -1), np.stack([z, o, z], -1), np.stack([-s, z, c], -1)], -2)
-
-
 def face_forward(positions: np.ndarray, left_hip: int = H36M_17.index("LHip"),
                  right_hip: int = H36M_17.index("RHip")) -> np.ndarray:
     """Removes each pose's yaw: rotates [..., J, 3] (+y up) about the vertical axis through the origin so the
@@ -68,7 +62,7 @@ def face_forward(positions: np.ndarray, left_hip: int = H36M_17.index("LHip"),
     positions = np.asarray(positions, np.float64)
     axis = positions[..., left_hip, :] - positions[..., right_hip, :]
     angle = np.arctan2(axis[..., 2], axis[..., 0])  # R_y(angle) maps (x, z) = (cos, sin) * r to (r, 0)
-    return np.einsum("...ij,...kj->...ki", _yaw(angle), positions).astype(np.float32)
+    return np.einsum("...ij,...kj->...ki", poses.rot_y(angle), positions).astype(np.float32)
 
 
 # --- the file ----------------------------------------------------------------------------------------

@@ -52,17 +52,20 @@ class PoseSplits:
     skipped: dict[str, int] = dataclasses.field(default_factory=dict)  # reason -> count of rows dropped
 
 
-def _rot_x(a: np.ndarray) -> np.ndarray:
+def rot_x(a: np.ndarray) -> np.ndarray:
+    """[...] angles (radians) -> [..., 3, 3] right-handed rotations about +x (+y turns towards +z)."""
     c, s, o, z = np.cos(a), np.sin(a), np.ones_like(a), np.zeros_like(a)
     return np.stack([np.stack([o, z, z], -1), np.stack([z, c, -s], -1), np.stack([z, s, c], -1)], -2)
 
 
-def _rot_y(a: np.ndarray) -> np.ndarray:
+def rot_y(a: np.ndarray) -> np.ndarray:
+    """[...] angles (radians) -> [..., 3, 3] right-handed rotations about +y (+z turns towards +x)."""
     c, s, o, z = np.cos(a), np.sin(a), np.ones_like(a), np.zeros_like(a)
     return np.stack([np.stack([c, z, s], -1), np.stack([z, o, z], -1), np.stack([-s, z, c], -1)], -2)
 
 
-def _rot_z(a: np.ndarray) -> np.ndarray:
+def rot_z(a: np.ndarray) -> np.ndarray:
+    """[...] angles (radians) -> [..., 3, 3] right-handed rotations about +z (+x turns towards +y)."""
     c, s, o, z = np.cos(a), np.sin(a), np.ones_like(a), np.zeros_like(a)
     return np.stack([np.stack([c, -s, z], -1), np.stack([s, c, z], -1), np.stack([z, z, o], -1)], -2)
 
@@ -77,7 +80,7 @@ def look_at_rotation(azimuth: np.ndarray, elevation: np.ndarray, roll: np.ndarra
     (0 = in front of the subject), elevation (rad, > 0 = above, looking down), roll (rad) about the optical axis."""
     azimuth, elevation = np.asarray(azimuth, np.float64), np.asarray(elevation, np.float64)
     roll = np.zeros_like(azimuth) if roll is None else np.asarray(roll, np.float64)
-    rot = _rot_z(roll) @ _rot_x(elevation) @ _FRONT @ _rot_y(-azimuth)
+    rot = rot_z(roll) @ rot_x(elevation) @ _FRONT @ rot_y(-azimuth)
     return rot.astype(np.float32)
 
 

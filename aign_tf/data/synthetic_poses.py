@@ -289,15 +289,15 @@ def _sample_angles(rng: np.random.Generator, family: np.ndarray) -> dict[str, np
 # --------------------------------------------------------------------------------------- kinematics
 
 def _rot_x(deg):
-    return poses_lib._rot_x(np.deg2rad(deg))
+    return poses_lib.rot_x(np.deg2rad(deg))
 
 
 def _rot_y(deg):
-    return poses_lib._rot_y(np.deg2rad(deg))
+    return poses_lib.rot_y(np.deg2rad(deg))
 
 
 def _rot_z(deg):
-    return poses_lib._rot_z(np.deg2rad(deg))
+    return poses_lib.rot_z(np.deg2rad(deg))
 
 
 def _local_rotations(angles: dict[str, np.ndarray]) -> np.ndarray:
