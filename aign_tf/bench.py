@@ -24,7 +24,8 @@ import time
 
 import numpy as np
 
-TASK_NAMES = ("inpaint", "superres", "pose3d")
+from aign_tf.main import TASK_DEFAULTS, TASK_NAMES
+
 MAX_BENCH_TRAIN_IMAGES = 2000  # the built-in data is generated on first use: keep setup quick
 MAX_BENCH_TEST_IMAGES = 64
 BUSY_MACHINE_CORES = 0.25  # other processes' average CPU use above which the report warns
@@ -240,8 +241,6 @@ def task_flags(flags, task_name: str):
     """A copy of ``flags`` (absl FlagValues or any namespace) for ``task_name``: its defaults where the flags
     leave a task-dependent value unset, and small data sets."""
     import types
-
-    from aign_tf.main import TASK_DEFAULTS
 
     values = flags.flag_values_dict() if hasattr(flags, "flag_values_dict") else dict(vars(flags))
     values["task"] = task_name

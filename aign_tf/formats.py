@@ -273,7 +273,7 @@ def read_keypoints(path: str, num_joints: int) -> dict[str, np.ndarray]:
         meta = read_json(path)
         if not isinstance(meta, dict) or "joints_2d" not in meta:
             raise ValueError(f"{path!r}: expected a JSON object with a 'joints_2d' list")
-        joints = np.asarray(meta["joints_2d"], np.float64)
+        joints = meta["joints_2d"]
     else:
         raise ValueError(f"{path!r}: keypoints must be a .npy or .json file")
     joints = np.asarray(joints, np.float64)

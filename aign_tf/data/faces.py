@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from aign_tf import formats
 from aign_tf.data import synthetic_faces
+from aign_tf.data.stream import step_indexed
 
 BUILTIN = "builtin"
 
@@ -130,5 +131,4 @@ def step_batches(observations: np.ndarray, prior: np.ndarray, batch_size: int, s
         batch["step"] = step
         return batch
 
-    ds = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max)
-    return ds.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+    return step_indexed(make, start_step)

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from aign_tf import drawing, formats, losses, metrics, renderers
 from aign_tf.data.poses import PoseArrays, PoseSplits
+from aign_tf.data.stream import step_indexed
 from aign_tf.networks.pose import POSE_SCALE, pose_discriminator, pose_generator
 from aign_tf.tasks.base import Batch, Task
 
@@ -74,8 +75,7 @@ class PoseTask(Task):
         """Batch k: ``batch_size`` observations and prior poses drawn with stateless RNGs seeded by (seed, k);
         with paired data, ``batch_size`` more rows from the paired subset, flagged by ``paired``."""
         train = self.splits.train
-        obs = {k: tf.constant(getattr(train, k)) for k in ("joints_2d", "confidence", "focal", "poses",
-                                                              "rotation", "translation")}
+        obs = self._batch(train)
         prior = tf.constant(self.prior)
         paired_index = tf.constant(self.paired_index, tf.int64)
         n_obs, n_prior, n_paired = len(train), len(self.prior), len(self.paired_index)
@@ -93,13 +93,12 @@ class PoseTask(Task):
             batch.update(prior=tf.gather(prior, prior_idx), paired=flags, step=step)
             return batch
 
-        ds = tf.data.Dataset.range(start_step, np.iinfo(np.int64).max)
-        return ds.map(make, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+        return step_indexed(make, start_step)
 
-    def _batch(self, arrays: PoseArrays) -> dict[str, tf.Tensor]:
-        return {"joints_2d": tf.constant(arrays.joints_2d), "confidence": tf.constant(arrays.confidence),
-                "focal": tf.constant(arrays.focal), "poses": tf.constant(arrays.poses),
-                "rotation": tf.constant(arrays.rotation), "translation": tf.constant(arrays.translation)}
+    @staticmethod
+    def _batch(arrays: PoseArrays) -> dict[str, tf.Tensor]:
+        """Every field of ``arrays`` as a tensor, keyed by its name (the observation and its ground truth)."""
+        return {f.name: tf.constant(getattr(arrays, f.name)) for f in dataclasses.fields(arrays)}
 
     # --- generator and renderer -------------------------------------------------------------------------
     def features(self, batch: Batch) -> tf.Tensor:
