@@ -15,7 +15,7 @@ setup(
         # imported (it fails on TF >= 2.16). See BUILD.md.
         "tensorflow-graphics==2021.12.3",
         "tensorboard>=2.19",  # tf.summary writes through it; TF 2.21 no longer depends on it
-        "keras-tuner>=1.4.7",
+        "keras-tuner[bayesian]>=1.4.7",  # [bayesian]: scikit-learn + scipy for --tune_algorithm=bayesian
         "absl-py>=2.1",
         "numpy>=1.26",
         "pillow>=10",

@@ -279,6 +279,31 @@ def gradient_penalty(critic_fn: Callable[[tf.Tensor], tf.Tensor], real, fake, se
     return tf.reduce_mean(tf.square(norms - 1.0))
 
 
+def r1_penalty(critic_fn: Callable[[tf.Tensor], tf.Tensor], real) -> tf.Tensor:
+    """R1 regulariser (Mescheder et al. 2018, "Which Training Methods for GANs do actually Converge?", eq. 9):
+    ``0.5 * E ||d D(x) / d x||^2`` on real samples only, which keeps the discriminator flat on the data and
+    the adversarial game from oscillating. A patch discriminator (outputs `[B, h, w, 1]`) is differentiated
+    through the sum of its patch logits per example.
+
+    Args:
+      critic_fn: callable mapping `[B, ...]` factors to `[B, ...]` logits; gradients must flow through it.
+      real: `[B, A1, ..., An]` real factors (any float dtype; differentiated in float32).
+
+    Returns:
+      float32 scalar, the mean penalty over the batch (to be multiplied by a weight gamma).
+    """
+    if not callable(critic_fn):
+        raise ValueError(f"critic_fn must be callable; got {type(critic_fn).__name__}")
+    real = tf.cast(tf.convert_to_tensor(real), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(real)
+        logits = tf.cast(critic_fn(real), tf.float32)
+        total = tf.reduce_sum(logits)  # examples are independent, so d total / d x_i = d D(x_i) / d x_i
+    grads = tape.gradient(total, real)
+    flat = tf.reshape(grads, tf.stack([tf.shape(grads)[0], -1]))
+    return 0.5 * tf.reduce_mean(tf.reduce_sum(tf.square(flat), axis=1))
+
+
 # Adversarial loss name -> (generator_loss(fake_logits), discriminator_loss(real_logits, fake_logits)).
 ADVERSARIAL_LOSSES: dict[str, tuple[Callable[..., tf.Tensor], Callable[..., tf.Tensor]]] = {
     "non_saturating": (non_saturating_generator_loss, non_saturating_discriminator_loss),

@@ -1,7 +1,8 @@
 """aign_tf command line: ``python -m aign_tf.main --task=inpaint --bias=male``.
 
 Modes: ``train`` (default: train, resume if a checkpoint exists, then evaluate, save samples and export),
-``eval``, ``export``, ``predict`` (files in, PNGs out) and ``bench``. ``--helpfull`` lists every flag;
+``eval``, ``export``, ``predict`` (files in, PNGs out), ``tune`` (keras-tuner hyper-parameter search,
+``trainers/tune.py``) and ``bench``. ``--helpfull`` lists every flag;
 ``--flagfile=FILE`` reads flags from a file.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
@@ -20,7 +22,7 @@ if __name__ == "__main__":
     sys.modules.setdefault("aign_tf.main", sys.modules[__name__])
 
 FLAGS = flags.FLAGS
-MODES = ("train", "eval", "export", "predict", "bench")
+MODES = ("train", "eval", "export", "predict", "tune", "bench")
 
 TASK_NAMES = ("inpaint", "superres", "pose3d")
 FACE_TASKS = ("inpaint", "superres")
@@ -39,7 +41,8 @@ def _default_help(name: str) -> str:
 
 
 flags.DEFINE_enum("task", "inpaint", list(TASK_NAMES), "Which AIGN task to run.")
-flags.DEFINE_enum("mode", "train", MODES, "train (then eval + export), eval, export, predict or bench.")
+flags.DEFINE_enum("mode", "train", MODES, "train (then eval + export), eval, export, predict, tune "
+                  "(hyper-parameter search) or bench.")
 flags.DEFINE_string("bias", "male", "Prior collection the discriminator sees: a shortcut (male, female, young, old, "
                     "big_lips, big_nose, smiling, eyeglasses, none) or an expression over CelebA attribute names, "
                     "e.g. 'Male and not Young'.")
@@ -70,6 +73,8 @@ flags.DEFINE_float("reconstruction_weight", 10.0, "Weight of the reconstruction 
 flags.DEFINE_float("adversarial_weight", 1.0, "Weight of the generator's adversarial loss.")
 flags.DEFINE_float("supervised_weight", 10.0, "Weight of the paired-supervision loss.")
 flags.DEFINE_float("gp_weight", 10.0, "WGAN-GP gradient-penalty weight.")
+flags.DEFINE_float("r1_weight", 0.0, "R1 penalty weight (gradient of D on real samples, Mescheder et al. 2018); "
+                   "0 = off.")
 flags.DEFINE_float("paired_fraction", 0.0, "Fraction of observations whose ground truth is used (supervised term).")
 flags.DEFINE_float("g_learning_rate", 2e-4, "Generator Adam learning rate.")
 flags.DEFINE_float("d_learning_rate", 2e-4, "Discriminator Adam learning rate.")
@@ -94,6 +99,17 @@ flags.DEFINE_bool("export", True, "train mode: export a SavedModel at the end.")
 flags.DEFINE_string("input", None, "predict: an image file or a folder of images.")
 flags.DEFINE_string("input_mask", None, "predict (inpaint): a mask image (white = hole); default the task's mask.")
 flags.DEFINE_string("output", None, "predict: output folder (default <run_dir>/predictions).")
+flags.DEFINE_integer("tune_trials", 8, "tune: number of trials (hyper-parameter settings). Re-running the same "
+                     "command resumes the search; a larger value adds trials.")
+flags.DEFINE_integer("tune_steps", None, "tune: training steps per trial; default a quarter of --steps: " + ", ".join(
+    f"{v // 4} ({k})" for k, v in TASK_DEFAULTS["steps"].items()) + ".")
+flags.DEFINE_enum("tune_algorithm", "random", ["random", "bayesian"], "tune: keras-tuner RandomSearch or "
+                  "BayesianOptimization (Gaussian process; the first half of the trials are random).")
+flags.DEFINE_string("tune_objective", None, "tune: the eval-result key to optimise on the validation split; default "
+                    "bias_strength (maximised) for the face tasks, mpjpe_mm (minimised) for pose3d. An unknown key "
+                    "stops with the list of valid ones.")
+flags.DEFINE_float("tune_val_fraction", 0.1, "tune: this fraction at the end of the training split is held out as "
+                   "the validation set every trial is scored on; the test split is never used by tune.")
 flags.DEFINE_list("bench_tasks", None, "bench: tasks to measure (default: all of " + ",".join(TASK_NAMES) + ").")
 flags.DEFINE_integer("bench_steps", 30, "bench: timed training steps per compile mode.")
 flags.DEFINE_integer("bench_serving_calls", 50, "bench: batch-1 serving calls timed per model.")
@@ -121,7 +137,8 @@ def train_config(flags):
 
     return TrainConfig(
         steps=flags.steps, batch_size=flags.batch_size, seed=flags.seed, adversarial_loss=flags.adversarial_loss,
-        d_steps=flags.d_steps, gp_weight=flags.gp_weight, reconstruction_weight=flags.reconstruction_weight,
+        d_steps=flags.d_steps, gp_weight=flags.gp_weight, r1_weight=flags.r1_weight,
+        reconstruction_weight=flags.reconstruction_weight,
         adversarial_weight=flags.adversarial_weight, supervised_weight=flags.supervised_weight,
         g_learning_rate=flags.g_learning_rate, d_learning_rate=flags.d_learning_rate, ema_decay=flags.ema_decay,
         mixed_precision=flags.mixed_precision, jit_compile=flags.jit_compile,
@@ -144,41 +161,78 @@ def pose_task_config(flags):
                           eval_images=flags.eval_images, data_seed=flags.data_seed)
 
 
-def build_task(flags, log=print):
-    """The task named by ``flags.task`` with its data (built-in data is generated and cached on first use)."""
+def load_splits(flags, log=print):
+    """The data of ``flags.task`` (FaceSplits or PoseSplits; built-in data is generated and cached on first use)."""
     if flags.task == "pose3d":
-        from aign_tf.tasks.pose import PoseTask, load_pose_splits
+        from aign_tf.tasks.pose import load_pose_splits
 
         splits = load_pose_splits(flags.data_dir, flags.prior_dir, flags.cache_dir, flags.data_seed,
                                   flags.num_train, flags.num_test, flags.num_prior, log=log)
         log(f"data: {splits.description}: {len(splits.train)} train / {len(splits.test)} test poses"
             + "".join(f", {n} skipped ({reason})" for reason, n in splits.skipped.items()))
-        task = PoseTask(pose_task_config(flags), splits, log=log)
     else:
         from aign_tf.data.faces import load_face_splits
-        from aign_tf.tasks.faces import TASKS
 
         splits = load_face_splits(flags.data_dir, flags.image_size, flags.cache_dir, flags.data_seed,
                                   flags.num_train, flags.num_test, flags.max_images)
         log(f"data: {splits.source}: {len(splits.train)} train / {len(splits.test)} test images"
             + (f", {splits.skipped_images} unreadable images skipped" if splits.skipped_images else ""))
+    return splits
+
+
+def make_task(flags, splits, log=print):
+    """The task named by ``flags.task`` over ``splits`` (from :func:`load_splits`, or a part of them)."""
+    if flags.task == "pose3d":
+        from aign_tf.tasks.pose import PoseTask
+
+        task = PoseTask(pose_task_config(flags), splits, log=log)
+    else:
+        from aign_tf.tasks.faces import TASKS
+
         task = TASKS[flags.task](task_config(flags), splits, log=log)
     log(f"prior: {task.prior_description}")
     return task
 
 
-def build(log=print):
-    """Builds (task, trainer) from the flags."""
+def build_task(flags, log=print):
+    """The task named by ``flags.task`` with its data."""
+    return make_task(flags, load_splits(flags, log), log)
+
+
+def seed_everything(flags) -> None:
+    """Seeds Python, NumPy and TensorFlow from ``flags.seed``; deterministic ops under ``flags.deterministic``."""
     import keras
     import tensorflow as tf
 
+    keras.utils.set_random_seed(flags.seed)
+    if flags.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def build(log=print):
+    """Builds (task, trainer) from the flags."""
     from trainers.loop import Trainer
 
-    keras.utils.set_random_seed(FLAGS.seed)
-    if FLAGS.deterministic:
-        tf.config.experimental.enable_op_determinism()
+    seed_everything(FLAGS)
     task = build_task(FLAGS, log)
     return task, Trainer(task, train_config(FLAGS), _run_dir(_slug()), log=log)
+
+
+def face_probe(flags, splits, log=print):
+    """The attribute probe eval measures face outputs with: trained once on ``splits.train`` (its accuracy on
+    ``splits.test``) and cached under ``flags.cache_dir``."""
+    from aign_tf.probe import load_or_train_probe
+
+    return load_or_train_probe(flags.cache_dir, splits.train.images, splits.train.labels, splits.test.images,
+                               splits.test.labels, splits.train.attribute_names, epochs=flags.probe_epochs,
+                               seed=flags.data_seed, log=log)
+
+
+def program_flags(flag_values=FLAGS) -> tuple[types.SimpleNamespace, set[str]]:
+    """(a namespace of every flag this program defines with its value, the names set on the command line or
+    in a --flagfile). absl's own flags are left out."""
+    defined = flag_values.get_flags_for_module(flag_values.find_module_defining_flag("task"))
+    return types.SimpleNamespace(**{f.name: f.value for f in defined}), {f.name for f in defined if f.present}
 
 
 def _slug() -> str:
@@ -214,12 +268,7 @@ def evaluate(task, trainer, log=print) -> dict:
 
     splits = task.splits
     if FLAGS.task in FACE_TASKS:
-        from aign_tf.probe import load_or_train_probe
-
-        probe = load_or_train_probe(FLAGS.cache_dir, splits.train.images, splits.train.labels, splits.test.images,
-                                    splits.test.labels, splits.train.attribute_names, epochs=FLAGS.probe_epochs,
-                                    seed=FLAGS.data_seed, log=log)
-        result = task.evaluate(trainer.eval_generator, trainer.run_dir, probe=probe)
+        result = task.evaluate(trainer.eval_generator, trainer.run_dir, probe=face_probe(FLAGS, splits, log))
         result["skipped_images"] = splits.skipped_images
         table, shows = format_eval_table(result), "input | output | truth"
     else:
@@ -328,6 +377,11 @@ def _main(argv):
             if FLAGS[name].present:
                 raise ValueError(f"--{name} applies to the face tasks ({', '.join(FACE_TASKS)}), "
                                  f"not --task={FLAGS.task}")
+    if FLAGS.mode == "tune":
+        from trainers import tune
+
+        tune.run(*program_flags(), _run_dir(_slug()))
+        return
     task, trainer = build()
     print(f"run directory: {os.path.abspath(trainer.run_dir)}", flush=True)
     if FLAGS.mode == "train":

@@ -246,3 +246,32 @@ def test_gradient_penalty_argument_errors():
         losses.gradient_penalty(_linear_critic(1.0), tf.zeros([2, 4, 4, 3]), tf.zeros([2, 4, 4, 1]), [0, 0])
     with pytest.raises(ValueError, match="critic_fn must be callable"):
         losses.gradient_penalty("critic", tf.zeros([2, 1]), tf.zeros([2, 1]), [0, 0])
+
+
+def test_r1_penalty_known_value_for_a_quadratic_critic():
+    # critic 0.5 * ||x||^2 has gradient x, so R1 = 0.5 * mean_i ||x_i||^2.
+    real = _images([1, 1])
+    critic = lambda x: 0.5 * tf.reduce_sum(tf.square(x), axis=[1, 2, 3])
+    expected = 0.5 * np.mean(np.sum(real.numpy().reshape(3, -1) ** 2, axis=1))
+    got = losses.r1_penalty(critic, real)
+    assert got.dtype == tf.float32 and float(got) == pytest.approx(expected, rel=1e-5)
+
+
+def test_r1_penalty_sums_patch_logits_and_trains_the_critic():
+    scale = tf.Variable(3.0)
+    u = tf.random.stateless_normal([4, 4, 3], seed=[9, 9])
+    u = u / tf.norm(u)
+    critic = lambda x: tf.reduce_sum(x * u * scale, axis=[1, 2, 3])
+    patch_critic = lambda x: tf.stack([critic(x), critic(x)], axis=1)[:, :, None, None]  # [B, 2, 1, 1]
+
+    @tf.function
+    def penalty_and_grad(real):
+        with tf.GradientTape() as tape:
+            r1 = losses.r1_penalty(patch_critic, real)
+        return r1, tape.gradient(r1, scale)
+
+    r1, grad = penalty_and_grad(tf.cast(_images([1, 1]), tf.float16))
+    assert float(r1) == pytest.approx(0.5 * (2 * 3.0) ** 2, rel=1e-4)  # two patches: gradient 2 * s * u
+    assert float(grad) == pytest.approx(4 * 3.0, rel=1e-4)  # d/ds 2 s^2
+    with pytest.raises(ValueError, match="critic_fn must be callable"):
+        losses.r1_penalty("critic", tf.zeros([2, 1]))

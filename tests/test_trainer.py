@@ -57,6 +57,13 @@ def test_other_adversarial_losses_and_ema_train(tmp_path, tiny_splits, loss):
     assert trainer.eval_generator is trainer.ema_generator
 
 
+def test_r1_penalty_trains_under_xla(tmp_path, tiny_splits):
+    trainer = _trainer(tmp_path, tiny_splits, r1_weight=5.0, jit_compile=True)
+    batch = next(iter(trainer.task.train_dataset(4, 0, 0)))
+    out = {k: float(v) for k, v in trainer._train_step(batch).items()}
+    assert out["r1_penalty"] > 0 and all(np.isfinite(v) for v in out.values()), out
+
+
 def test_nan_stops_run_and_keeps_last_good_checkpoint(tmp_path, tiny_splits):
     trainer = _trainer(tmp_path, tiny_splits, steps=2)
     trainer.train()

@@ -35,6 +35,7 @@ class TrainConfig:
     adversarial_loss: str = "non_saturating"
     d_steps: int = 1
     gp_weight: float = 10.0
+    r1_weight: float = 0.0
     reconstruction_weight: float = 10.0
     adversarial_weight: float = 1.0
     supervised_weight: float = 10.0
@@ -150,6 +151,10 @@ class Trainer:
                     gp = losses_lib.gradient_penalty(lambda x: D(x, training=True), real, fake, seed)
                     out["gradient_penalty"] = gp
                     d_loss = d_loss + cfg.gp_weight * gp
+                if cfg.r1_weight > 0:
+                    r1 = losses_lib.r1_penalty(lambda x: D(x, training=True), real)
+                    out["r1_penalty"] = r1
+                    d_loss = d_loss + cfg.r1_weight * r1
                 d_scaled = self._scaled(self.d_opt, d_loss)
             self.d_opt.apply(tape.gradient(d_scaled, D.trainable_variables), D.trainable_variables)
         out["d_loss"] = d_loss

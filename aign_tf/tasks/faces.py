@@ -180,8 +180,9 @@ class FaceTask(Task):
         if probe is not None:
             result.update(self._bias_figures(probe, outputs, images))
         os.makedirs(out_dir, exist_ok=True)
-        first = self._eval_batch(images[:8])
-        rows = [[self._display_observation(first)[j].numpy(), outputs[j], images[j] / 255.0] for j in range(8)]
+        shown = min(8, n)
+        first = self._eval_batch(images[:shown])
+        rows = [[self._display_observation(first)[j].numpy(), outputs[j], images[j] / 255.0] for j in range(shown)]
         grid_path = os.path.join(out_dir, "eval_samples.png")
         formats.write_image(grid_path, formats.image_grid(rows))
         result["samples_png"] = grid_path
