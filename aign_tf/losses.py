@@ -239,6 +239,21 @@ def wasserstein_discriminator_loss(real_logits, fake_logits) -> tf.Tensor:
     return tf.reduce_mean(fake) - tf.reduce_mean(real)
 
 
+def _squared_input_gradient_norms(critic_fn, x: tf.Tensor, reduce_patches) -> tf.Tensor:
+    """``||d s_i / d x_i||^2`` per example, float32 [B], where ``s_i`` is ``reduce_patches`` (``tf.reduce_mean`` or
+    ``tf.reduce_sum``) of example i's scores from ``critic_fn`` (`[B]` or patch-shaped `[B, h, w, 1]`).
+    x: float32 `[B, A1, ..., An]`."""
+    if not callable(critic_fn):
+        raise ValueError(f"critic_fn must be callable; got {type(critic_fn).__name__}")
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        scores = tf.cast(critic_fn(x), tf.float32)
+        per_example = reduce_patches(tf.reshape(scores, tf.stack([tf.shape(scores)[0], -1])), axis=1)  # [B]
+    grads = tape.gradient(per_example, x)  # examples are independent: row i holds d s_i / d x_i
+    flat = tf.reshape(grads, tf.stack([tf.shape(grads)[0], -1]))
+    return tf.reduce_sum(tf.square(flat), axis=1)
+
+
 def gradient_penalty(critic_fn: Callable[[tf.Tensor], tf.Tensor], real, fake, seed) -> tf.Tensor:
     """WGAN-GP gradient penalty (Gulrajani et al. 2017, "Improved Training of Wasserstein GANs", eq. 3).
 
@@ -260,22 +275,14 @@ def gradient_penalty(critic_fn: Callable[[tf.Tensor], tf.Tensor], real, fake, se
     Raises:
       ValueError: ``critic_fn`` is not callable, or the shapes of ``real`` and ``fake`` differ.
     """
-    if not callable(critic_fn):
-        raise ValueError(f"critic_fn must be callable; got {type(critic_fn).__name__}")
     real, fake = _pair(real, fake, "real", "fake")
     if real.shape.rank == 0:
         raise ValueError("real and fake must have shape [B, ...] (rank >= 1); got scalars")
     eps_shape = tf.concat([tf.shape(real)[:1], tf.ones([tf.rank(real) - 1], tf.int32)], axis=0)
     eps = tf.random.stateless_uniform(eps_shape, seed=seed, dtype=tf.float32)
     interpolated = eps * real + (1.0 - eps) * fake
-    with tf.GradientTape() as tape:
-        tape.watch(interpolated)
-        scores = tf.cast(critic_fn(interpolated), tf.float32)
-        batch = tf.shape(scores)[0]
-        per_example = tf.reduce_mean(tf.reshape(scores, tf.stack([batch, -1])), axis=1)  # [B]
-    grads = tape.gradient(per_example, interpolated)  # [B, A1, ..., An]
-    flat = tf.reshape(grads, tf.stack([tf.shape(grads)[0], -1]))
-    norms = tf.sqrt(tf.reduce_sum(tf.square(flat), axis=1) + 1e-12)  # [B], eps keeps the sqrt gradient finite
+    squared = _squared_input_gradient_norms(critic_fn, interpolated, tf.reduce_mean)
+    norms = tf.sqrt(squared + 1e-12)  # [B], eps keeps the sqrt gradient finite
     return tf.reduce_mean(tf.square(norms - 1.0))
 
 
@@ -292,17 +299,8 @@ def r1_penalty(critic_fn: Callable[[tf.Tensor], tf.Tensor], real) -> tf.Tensor:
     Returns:
       float32 scalar, the mean penalty over the batch (to be multiplied by a weight gamma).
     """
-    if not callable(critic_fn):
-        raise ValueError(f"critic_fn must be callable; got {type(critic_fn).__name__}")
     real = tf.cast(tf.convert_to_tensor(real), tf.float32)
-    with tf.GradientTape() as tape:
-        tape.watch(real)
-        logits = tf.cast(critic_fn(real), tf.float32)
-        total = tf.reduce_sum(logits)  # examples are independent, so d total / d x_i = d D(x_i) / d x_i
-    grads = tape.gradient(total, real)
-    flat = tf.reshape(grads, tf.stack([tf.shape(grads)[0], -1]))
-    return 0.5 * tf.reduce_mean(tf.reduce_sum(tf.square(flat), axis=1))
-
+    return 0.5 * tf.reduce_mean(_squared_input_gradient_norms(critic_fn, real, tf.reduce_sum))
 
 # Adversarial loss name -> (generator_loss(fake_logits), discriminator_loss(real_logits, fake_logits)).
 ADVERSARIAL_LOSSES: dict[str, tuple[Callable[..., tf.Tensor], Callable[..., tf.Tensor]]] = {

@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from aign_tf import bench
+from aign_tf import bench, main
 
 TINY = 32
 BATCH = 4
@@ -15,11 +15,11 @@ BATCH = 4
 
 def _flags(tmp_path, **overrides):
     values = dict(
+        vars(main.program_flags()[0]),  # every flag at its default, so a new flag needs no edit here
         image_size=TINY, factor=4, mask="mouth_nose", bias="none", prior_dir=None, g_filters=8, d_filters=8,
         spectral_norm=False, mixed_precision="float32", paired_fraction=0.0, data_seed=0,
         cache_dir=str(tmp_path / "cache"), batch_size=BATCH, seed=0, adversarial_loss="non_saturating",
-        d_steps=1, gp_weight=10.0, r1_weight=0.0, reconstruction_weight=10.0, adversarial_weight=1.0,
-        supervised_weight=10.0,
+        d_steps=1, gp_weight=10.0, reconstruction_weight=10.0, adversarial_weight=1.0, supervised_weight=10.0,
         g_learning_rate=2e-4, d_learning_rate=2e-4, ema_decay=0.0, jit_compile=True, data_dir=None,
         num_train=64, num_test=16, max_images=None, bench_tasks=["inpaint"], bench_steps=3,
         bench_out=str(tmp_path / "bench.json"), eval_images=16, steps=1, checkpoint_every=1, log_every=1,
