@@ -429,9 +429,10 @@ def run_bench(flags, cfg: BenchConfig, log=print) -> dict:
     return report
 
 
-def run(flags) -> dict:
-    """The ``--mode=bench`` entry point: measure, write ``--bench_out`` and print the markdown table."""
-    cfg = bench_config_from_flags(flags)
+def run(flags, cfg: BenchConfig | None = None) -> dict:
+    """The ``--mode=bench`` entry point: measure, write ``--bench_out`` and print the markdown table.
+    ``cfg`` defaults to the one the flags describe."""
+    cfg = cfg or bench_config_from_flags(flags)
     report = run_bench(flags, cfg, log=lambda msg: print(msg, flush=True))
     print("\n" + markdown_report(report) + f"\n\nresults: {cfg.out_path}", flush=True)
     return report

@@ -18,7 +18,6 @@ import numbers
 from collections.abc import Sequence
 
 import tensorflow as tf
-from tensorflow_graphics.rendering.camera import perspective
 
 
 def _static_rank_4(tensor: tf.Tensor, name: str) -> tf.TensorShape:
@@ -234,6 +233,9 @@ def perspective_render(points: tf.Tensor, rotation: tf.Tensor, translation: tf.T
         principal_point = tf.zeros_like(focal)
     principal_point = tf.convert_to_tensor(principal_point, dtype)
     _check_shape(principal_point, [None, 2], "principal_point", "[B, 2]")
+    # Imported here: tensorflow-graphics adds ~8 s to start-up, which the face tasks never need.
+    from tensorflow_graphics.rendering.camera import perspective
+
     camera = to_camera_frame(points, rotation) + translation[:, None]
     return perspective.project(camera, focal[:, None], principal_point[:, None])
 

@@ -56,8 +56,10 @@ def test_bench_tiny_reports_every_figure(tmp_path, capsys):
     assert cfg.tasks == ("inpaint",) and cfg.steps == 3 and cfg.out_path == flags.bench_out
     cfg = bench.BenchConfig(tasks=cfg.tasks, steps=3, warmup_steps=1, serving_calls=3, throughput_batch=8,
                             throughput_calls=2, matmul_sizes=(128, 256), matmul_repeats=2, out_path=cfg.out_path)
-    report = bench.run_bench(flags, cfg, log=lambda *_: None)
+    report = bench.run(flags, cfg)
 
+    out = capsys.readouterr().out
+    assert bench.markdown_report(report) in out and f"results: {flags.bench_out}" in out
     assert json.loads((tmp_path / "bench.json").read_text()) == report
     assert report["machine"]["cores"] >= 1 and report["machine"]["cpu_model"]
     assert report["machine"]["tensorflow"].startswith("2.")
@@ -94,7 +96,6 @@ def test_bench_tiny_reports_every_figure(tmp_path, capsys):
     assert "| figure | inpaint |" in table
     assert len([line for line in table.splitlines() if line.startswith("| ")]) == len(bench.ROWS) + 1
     assert "nan" not in table and report["machine"]["cpu_model"] in table
-    assert capsys.readouterr().out == ""  # run_bench reports only through log
 
 
 def test_bench_pose3d_uses_its_own_batch_size_and_reports_every_figure(tmp_path):
@@ -102,7 +103,7 @@ def test_bench_pose3d_uses_its_own_batch_size_and_reports_every_figure(tmp_path)
     cfg = bench.BenchConfig(tasks=("pose3d",), steps=2, warmup_steps=1, serving_calls=2, throughput_batch=8,
                             throughput_calls=1, matmul_sizes=(128,), matmul_repeats=1, out_path=flags.bench_out)
     (task,) = bench.run_bench(flags, cfg, log=lambda *_: None)["tasks"]
-    assert task["task"] == "pose3d" and task["batch_size"] == 64
+    assert task["task"] == "pose3d" and task["batch_size"] == 64  # the pose task's own default batch
     for mode in ("tf_function", "xla"):
         assert task[mode]["steps_per_s"] > 0 and task[mode]["achieved_gflops"] > 0
     assert task["step_gflop"] > 0 and task["saved_model"]["latency_ms_median"] > 0
