@@ -114,7 +114,7 @@ def _inside_interval(centres: tf.Tensor, low: tf.Tensor, high: tf.Tensor) -> tf.
     return tf.logical_and(centres >= low, centres < high)
 
 
-def _pixel_centres(size: int) -> tf.Tensor:
+def pixel_centres(size: int) -> tf.Tensor:
     """`[size]` float32 pixel-centre positions as fractions of the image side: (i + 0.5) / size."""
     return (tf.range(size, dtype=tf.float32) + 0.5) / float(size)
 
@@ -147,8 +147,8 @@ def box_mask(batch_size, height: int, width: int, box: Sequence[float]) -> tf.Te
     if not (0.0 <= top < bottom <= 1.0 and 0.0 <= left < right <= 1.0):
         raise ValueError(f"box (top, left, bottom, right) must satisfy 0 <= top < bottom <= 1 and "
                          f"0 <= left < right <= 1; got {tuple(box)!r}")
-    rows = _inside_interval(_pixel_centres(height), top, bottom)  # [H]
-    cols = _inside_interval(_pixel_centres(width), left, right)  # [W]
+    rows = _inside_interval(pixel_centres(height), top, bottom)  # [H]
+    cols = _inside_interval(pixel_centres(width), left, right)  # [W]
     hidden = tf.logical_and(rows[:, None], cols[None, :])  # [H, W]
     mask = 1.0 - tf.cast(hidden, tf.float32)
     return tf.broadcast_to(mask[None, :, :, None], tf.stack([batch_size, height, width, 1]))
@@ -191,8 +191,8 @@ def random_box_masks(seed, batch_size, height: int, width: int, min_frac: float 
     box_w = min_frac + (max_frac - min_frac) * u[:, 1:2]
     top = (1.0 - box_h) * u[:, 2:3]
     left = (1.0 - box_w) * u[:, 3:4]
-    rows = _inside_interval(_pixel_centres(height)[None, :], top, top + box_h)  # [B, H]
-    cols = _inside_interval(_pixel_centres(width)[None, :], left, left + box_w)  # [B, W]
+    rows = _inside_interval(pixel_centres(height)[None, :], top, top + box_h)  # [B, H]
+    cols = _inside_interval(pixel_centres(width)[None, :], left, left + box_w)  # [B, W]
     hidden = tf.logical_and(rows[:, :, None], cols[:, None, :])  # [B, H, W]
     return (1.0 - tf.cast(hidden, tf.float32))[..., None]
 

@@ -87,8 +87,9 @@ def test_bench_tiny_reports_every_figure(tmp_path, capsys):
     # gradient ops of the static graph: convs alone are ~4 G + 8 D forward passes here, the whole static graph
     # (G's gradients in the D step included) would be ~6x the forward cost.
     from aign_tf.networks.image import patch_discriminator, unet_generator
+    from aign_tf.tasks.faces import InpaintTask
 
-    forward = (_conv_forward_flops(unet_generator(TINY, 4, 8), BATCH)
+    forward = (_conv_forward_flops(unet_generator(TINY, InpaintTask.in_channels, 8), BATCH)
                + _conv_forward_flops(patch_discriminator(TINY, 3, 8), BATCH))
     assert 3.5 * forward <= task["step_gflop"] * 1e9 <= 5 * forward, (task["step_gflop"], forward)
 

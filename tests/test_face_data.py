@@ -53,6 +53,17 @@ def test_inpaint_batch_hides_the_mouth_nose_box(tiny_splits):
     terms = task.losses(batch, batch["truth"])
     assert float(terms["reconstruction"]) < 1e-6  # the true face renders exactly to the observation
 
+    # The generator sees the masked face, the mask and the pixel coordinates, which tell hole pixels apart.
+    cond = task.generator_inputs(batch)["condition"].numpy()
+    assert cond.shape == (3, 32, 32, task.in_channels) == (3, 32, 32, 6)
+    np.testing.assert_array_equal(cond[..., :3], batch["observation"].numpy())
+    np.testing.assert_array_equal(cond[..., 3:4], mask)
+    centres = (np.arange(32) + 0.5) / 32
+    np.testing.assert_allclose(cond[1, :, 7, 4], centres)  # y down the rows
+    np.testing.assert_allclose(cond[2, 5, :, 5], centres)  # x along the columns
+    hole = mask[0, ..., 0] == 0
+    assert len({tuple(v) for v in cond[0][hole]}) == hole.sum()  # every hole pixel's input is distinct
+
 
 def test_superres_renders_truth_to_observation_and_paired_term(tiny_splits):
     task = SuperResTask(FaceTaskConfig(image_size=32, bias="none", g_filters=4, d_filters=4, paired_fraction=0.5),

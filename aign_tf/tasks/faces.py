@@ -48,6 +48,16 @@ def _load_prior_dir(prior_dir: str, image_size: int) -> np.ndarray:
     return np.round(images * 255.0).astype(np.uint8)
 
 
+def _coordinates(images: tf.Tensor) -> tf.Tensor:
+    """[B, H, W, C] -> [B, H, W, 2] float32 pixel-centre coordinates (y, x) in [0, 1] (CoordConv, Liu et al.
+    2018). Inside a hole every other input channel is constant, so without them the generator's
+    full-resolution layers cannot tell where in the hole they are and draw 8-pixel blocks of its bottleneck."""
+    shape = tf.shape(images)
+    h, w = images.shape[1], images.shape[2]
+    grid = tf.stack(tf.meshgrid(renderers.pixel_centres(h), renderers.pixel_centres(w), indexing="ij"), -1)
+    return tf.broadcast_to(grid, tf.stack([shape[0], h, w, 2]))
+
+
 class FaceTask(Task):
     """Shared machinery; subclasses define the observation, the generator's inputs and the renderer."""
 
@@ -210,10 +220,11 @@ class FaceTask(Task):
 
 
 class InpaintTask(FaceTask):
-    """Face inpainting: observation = face * mask (mask 1 = visible), condition = [masked face, mask]."""
+    """Face inpainting: observation = face * mask (mask 1 = visible), condition = [masked face, mask, pixel
+    coordinates]."""
 
     name = "inpaint"
-    in_channels = 4
+    in_channels = 6  # masked face, mask, pixel coordinates (y, x)
 
     def __init__(self, config: FaceTaskConfig, splits: FaceSplits, log=print):
         if config.mask not in MASK_MODES:
@@ -267,7 +278,7 @@ class InpaintTask(FaceTask):
         # Start from the observation with the hole filled by the mean visible colour of each face.
         mean = tf.reduce_sum(obs, [1, 2], keepdims=True) / (tf.reduce_sum(mask, [1, 2], keepdims=True) + 1e-6)
         base = obs + (1.0 - mask) * mean
-        return {"condition": tf.concat([obs, mask], -1), "base": base}
+        return {"condition": tf.concat([obs, mask, _coordinates(obs)], -1), "base": base}
 
     def render(self, factors, batch):
         return renderers.mask_render(factors, batch["mask"])
