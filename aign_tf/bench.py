@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from aign_tf.main import TASK_DEFAULTS, TASK_NAMES
+from aign_tf.main import TASK_NAMES, apply_task_defaults
 
 MAX_BENCH_TRAIN_IMAGES = 2000  # the built-in data is generated on first use: keep setup quick
 MAX_BENCH_TEST_IMAGES = 64
@@ -243,14 +243,13 @@ def task_flags(flags, task_name: str):
     import types
 
     values = flags.flag_values_dict() if hasattr(flags, "flag_values_dict") else dict(vars(flags))
-    values["task"] = task_name
-    for name, per_task in TASK_DEFAULTS.items():
-        if values.get(name) is None:
-            values[name] = per_task[task_name]
-    values.update(num_train=min(values["num_train"], MAX_BENCH_TRAIN_IMAGES),
-                  num_test=min(values["num_test"], MAX_BENCH_TEST_IMAGES), eval_images=MAX_BENCH_TEST_IMAGES,
-                  num_prior=min(values.get("num_prior") or MAX_BENCH_TRAIN_IMAGES, MAX_BENCH_TRAIN_IMAGES))
-    return types.SimpleNamespace(**values)
+    copy = types.SimpleNamespace(**{**values, "task": task_name})
+    apply_task_defaults(copy)
+    copy.num_train = min(copy.num_train, MAX_BENCH_TRAIN_IMAGES)
+    copy.num_test = min(copy.num_test, MAX_BENCH_TEST_IMAGES)
+    copy.eval_images = MAX_BENCH_TEST_IMAGES
+    copy.num_prior = min(getattr(copy, "num_prior", None) or MAX_BENCH_TRAIN_IMAGES, MAX_BENCH_TRAIN_IMAGES)
+    return copy
 
 
 def _train_config(flags, jit_compile: bool):

@@ -36,11 +36,8 @@ def fills(images: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]
 
 
 def run(cache_dir: str) -> None:
-    flags, _ = main.program_flags()
-    values = {**vars(flags), "task": "inpaint", "cache_dir": cache_dir}
-    for name, per_task in main.TASK_DEFAULTS.items():
-        values[name] = per_task["inpaint"] if values[name] is None else values[name]
-    flags = types.SimpleNamespace(**values)
+    flags = types.SimpleNamespace(**{**vars(main.program_flags()[0]), "task": "inpaint", "cache_dir": cache_dir})
+    main.apply_task_defaults(flags)
     splits = main.load_splits(flags)
     probe = main.face_probe(flags, splits)
     male_index = list(probe.attribute_names).index("Male")
