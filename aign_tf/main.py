@@ -72,6 +72,9 @@ flags.DEFINE_integer("d_steps", 1, "Discriminator updates per generator update."
 flags.DEFINE_float("reconstruction_weight", 10.0, "Weight of the reconstruction (render vs observation) loss.")
 flags.DEFINE_float("adversarial_weight", 1.0, "Weight of the generator's adversarial loss.")
 flags.DEFINE_float("supervised_weight", 10.0, "Weight of the paired-supervision loss.")
+flags.DEFINE_float("prior_cycle_weight", 0.0, "Weight of the prior cycle: L1 between prior samples and the "
+                   "generator's output from their rendering (CycleGAN's backward cycle with the renderer as the "
+                   "fixed forward map; uses only the unpaired prior). Face tasks.")
 flags.DEFINE_float("gp_weight", 10.0, "WGAN-GP gradient-penalty weight.")
 flags.DEFINE_float("r1_weight", 0.0, "R1 penalty weight (gradient of D on real samples, Mescheder et al. 2018); "
                    "0 = off.")
@@ -140,6 +143,7 @@ def train_config(flags):
         d_steps=flags.d_steps, gp_weight=flags.gp_weight, r1_weight=flags.r1_weight,
         reconstruction_weight=flags.reconstruction_weight,
         adversarial_weight=flags.adversarial_weight, supervised_weight=flags.supervised_weight,
+        prior_cycle_weight=flags.prior_cycle_weight,
         g_learning_rate=flags.g_learning_rate, d_learning_rate=flags.d_learning_rate, ema_decay=flags.ema_decay,
         mixed_precision=flags.mixed_precision, jit_compile=flags.jit_compile,
         checkpoint_every=flags.checkpoint_every, log_every=flags.log_every, image_every=flags.image_every)

@@ -1,10 +1,14 @@
-"""How the attribute probe reads a mouth/nose box filled with content that carries no attribute.
+"""How the attribute probe reads the mouth/nose box: content that carries no attribute, and real facial hair.
 
     python scripts/probe_artefacts.py [--cache_dir=datasets/cache]
 
-On the first 1000 held-out built-in faces (the eval set), replaces the mouth/nose box with a flat mean colour or
-one of four kinds of noise and prints the fraction the probe calls Male (probability > 0.5) among women, men and
-all. A trustworthy instrument gives about the same rate as the unmodified faces.
+On the first 1000 held-out built-in faces (the eval set), prints the fraction the probe calls Male (probability
+> 0.5) among women, men and all when
+  * the mouth/nose box holds a flat mean colour or one of four kinds of noise: a trustworthy instrument gives
+    about the same rate as the unmodified faces, or a lower one (no facial hair is a female cue);
+  * the box holds a random man's box, or the women are redrawn with stubble, a mustache or a full beard: how
+    far real male cues in the region a prediction controls can move the rate, i.e. the largest bias strength
+    the probe can report (about half of that rate's rise among women).
 """
 
 import argparse
@@ -13,6 +17,7 @@ import types
 import numpy as np
 
 from aign_tf import main
+from aign_tf.data import synthetic_faces
 from aign_tf.data.synthetic_faces import MOUTH_NOSE_BOX
 
 
@@ -35,6 +40,26 @@ def fills(images: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]
     return {k: images * visible + np.clip(v, 0, 1).astype(np.float32) * (1 - visible) for k, v in content.items()}
 
 
+def box_of(images: np.ndarray, donors: np.ndarray) -> np.ndarray:
+    """images float32 [N, S, S, 3] -> the same with the mouth/nose box copied from images[donors] ([N] ints)."""
+    size = images.shape[1]
+    top, left, bottom, right = (round(f * size) for f in MOUTH_NOSE_BOX)
+    out = images.copy()
+    out[:, top:bottom, left:right] = images[donors, top:bottom, left:right]
+    return out
+
+
+def with_facial_hair(kinds: tuple[str, ...]):
+    """A synthetic_faces ``edit``: every woman gets the facial hair ``kinds`` (stubble is not drawn under a beard,
+    as for men)."""
+    def edit(p):
+        women = ~p["male"]
+        q = {k: (p[k] | women) if k in kinds else v for k, v in p.items()}
+        q["stubble"] = q["stubble"] & ~q["beard"]
+        return q
+    return edit
+
+
 def run(cache_dir: str) -> None:
     flags = types.SimpleNamespace(**{**vars(main.program_flags()[0]), "task": "inpaint", "cache_dir": cache_dir})
     main.apply_task_defaults(flags)
@@ -45,7 +70,13 @@ def run(cache_dir: str) -> None:
     images = splits.test.images[:n].astype(np.float32) / 255.0
     male = splits.test.labels[:n, male_index].astype(bool)
     print("| mouth/nose box filled with | probe Male rate: women / men / all |\n|---|---|")
-    for name, x in fills(images, np.random.default_rng(0)).items():
+    variants = fills(images, np.random.default_rng(0))
+    variants["a random man's box"] = box_of(images, np.random.default_rng(1).choice(np.flatnonzero(male), n))
+    for kinds in (("stubble",), ("stubble", "mustache"), ("beard",)):
+        redrawn, _ = synthetic_faces.generate_faces(n, flags.data_seed, flags.image_size, start=flags.num_train,
+                                                    edit=with_facial_hair(kinds))
+        variants[f"(women redrawn with {' + '.join(kinds)})"] = redrawn.astype(np.float32) / 255.0
+    for name, x in variants.items():
         called = probe.probabilities(x)[:, male_index] > 0.5
         print(f"| {name} | {called[~male].mean():.3f} / {called[male].mean():.3f} / {called.mean():.3f} |")
 

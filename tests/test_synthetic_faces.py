@@ -73,6 +73,26 @@ def test_deterministic_and_prefix_stable():
     x_other, _ = sf.generate_faces(10, seed=8, image_size=32)
     assert np.abs(x_other.astype(int) - x10).mean() > 10
     assert len({x300[i].tobytes() for i in range(300)}) == 300
+    x_mid, y_mid = sf.generate_faces(20, seed=7, image_size=32, start=250)  # a slice across the boundary
+    np.testing.assert_array_equal(x_mid, x300[250:270])
+    np.testing.assert_array_equal(y_mid, y300[250:270])
+    with pytest.raises(ValueError, match="start=-1"):
+        sf.generate_faces(2, seed=7, image_size=32, start=-1)
+
+
+def test_edit_redraws_the_same_faces_with_changed_parameters():
+    x, y = sf.generate_faces(40, seed=7, image_size=32)
+    stubble = lambda p: dict(p, stubble=np.ones_like(p["stubble"]) & ~p["beard"])  # noqa: E731
+    x_edit, y_edit = sf.generate_faces(40, seed=7, image_size=32, edit=stubble)
+    names = list(sf.ATTRIBUTE_NAMES)
+    women = y[:, names.index("Male")] == 0
+    assert y_edit[women, names.index("5_o_Clock_Shadow")].all()
+    changed = np.abs(x_edit.astype(int) - x).sum((1, 2, 3)) > 0
+    assert changed[women].all()
+    rows, cols = box_slices(32)
+    outside = np.abs(x_edit.astype(int) - x)
+    outside[:, rows, cols] = 0
+    assert outside[women].sum() < 0.1 * np.abs(x_edit.astype(int) - x)[women].sum()
 
 
 @pytest.mark.parametrize("size", [32, 64])
@@ -124,10 +144,11 @@ def test_attribute_rates(faces):
                 "Eyeglasses": 0.25, "Pale_Skin": 0.12, "Chubby": 0.15}
     for name, rate in expected.items():
         assert abs(col(y, name).mean() - rate) < 0.04, name
-    assert abs(col(y, "Wearing_Lipstick")[~male].mean() - 0.5) < 0.06
+    assert abs(col(y, "Wearing_Lipstick")[~male].mean() - 0.3) < 0.06 and col(y, "Wearing_Lipstick")[male].max() == 0
     assert abs(col(y, "Bald")[male].mean() - 0.1) < 0.04
     assert col(y, "Gray_Hair")[~col(y, "Young")].mean() > 3 * col(y, "Gray_Hair")[col(y, "Young")].mean()
-    assert col(y, "Bushy_Eyebrows")[male].mean() > col(y, "Bushy_Eyebrows")[~male].mean() + 0.1
+    # Outside the box gender is only a weak cue (facial hair decides it, see the module docstring).
+    assert 0.0 < col(y, "Bushy_Eyebrows")[male].mean() - col(y, "Bushy_Eyebrows")[~male].mean() < 0.12
     # Independence where not stated otherwise: the male subset keeps the other rates.
     for name in ("Young", "Big_Lips", "Big_Nose", "Smiling", "Eyeglasses"):
         assert abs(col(y, name)[male].mean() - col(y, name)[~male].mean()) < 0.07, name

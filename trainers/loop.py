@@ -39,6 +39,7 @@ class TrainConfig:
     reconstruction_weight: float = 10.0
     adversarial_weight: float = 1.0
     supervised_weight: float = 10.0
+    prior_cycle_weight: float = 0.0
     g_learning_rate: float = 2e-4
     d_learning_rate: float = 2e-4
     beta_1: float = 0.5
@@ -56,6 +57,8 @@ class TrainConfig:
                              f"{sorted(losses_lib.ADVERSARIAL_LOSSES)}")
         if self.mixed_precision not in PRECISIONS:
             raise ValueError(f"--mixed_precision={self.mixed_precision!r} is not one of {PRECISIONS}")
+        if self.prior_cycle_weight < 0:
+            raise ValueError(f"--prior_cycle_weight={self.prior_cycle_weight} must be >= 0")
         for name in ("steps", "batch_size", "d_steps", "checkpoint_every", "log_every", "image_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name}={getattr(self, name)} must be >= 1")
@@ -95,6 +98,9 @@ class Trainer:
 
     def __init__(self, task, config: TrainConfig, run_dir: str, log=print):
         config.validate()
+        if config.prior_cycle_weight > 0 and not task.has_prior_cycle:
+            raise ValueError(f"--prior_cycle_weight={config.prior_cycle_weight}: task {task.name!r} has no prior "
+                             "cycle term; use 0")
         self.task, self.config, self.run_dir, self.log = task, config, run_dir, log
         self.gen_loss_fn, self.disc_loss_fn = losses_lib.ADVERSARIAL_LOSSES[config.adversarial_loss]
         self.g_opt = _optimizer(config.g_learning_rate, config.beta_1, config.mixed_precision)
@@ -161,9 +167,12 @@ class Trainer:
         with tf.GradientTape() as tape:
             fake = task.generate(G, batch, training=True)
             terms = task.losses(batch, fake)
+            if cfg.prior_cycle_weight > 0:
+                terms["prior_cycle"] = task.prior_cycle_loss(G, batch)
             fake_view = task.discriminator_view(fake, batch, real=False)
             adv = self.gen_loss_fn(tf.cast(D(fake_view, training=True), tf.float32))
-            weights = {"reconstruction": cfg.reconstruction_weight, "supervised": cfg.supervised_weight}
+            weights = {"reconstruction": cfg.reconstruction_weight, "supervised": cfg.supervised_weight,
+                       "prior_cycle": cfg.prior_cycle_weight}
             g_loss = cfg.adversarial_weight * adv + tf.add_n([weights[k] * v for k, v in terms.items()])
             g_scaled = self._scaled(self.g_opt, g_loss)
         self.g_opt.apply(tape.gradient(g_scaled, G.trainable_variables), G.trainable_variables)
@@ -179,6 +188,7 @@ class Trainer:
     # --- the loop ------------------------------------------------------------------------------------
     def train(self) -> int:
         cfg = self.config
+        terms = ("reconstruction", "supervised", "prior_cycle")
         start = self.restore()
         if start >= cfg.steps:
             self.log(f"already trained to step {start} (--steps={cfg.steps}); nothing to do")
@@ -210,7 +220,7 @@ class Trainer:
                         tf.summary.scalar(f"train/{k}", v)
                     tf.summary.scalar("perf/input_wait_fraction", wait_s / max(time.perf_counter() - progress.t0,
                                                                               1e-9))
-                shown = {k: values[k] for k in ("d_loss", "g_adversarial", "reconstruction") if k in values}
+                shown = {k: values[k] for k in ("d_loss", "g_adversarial", *terms) if k in values}
                 progress.update(step, shown, final=step == cfg.steps)
             if step % cfg.image_every == 0 or step == cfg.steps:
                 fake = self.task.generate(self.eval_generator, preview, training=False)

@@ -14,11 +14,15 @@ The attribute cues are designed for the bias experiments, not for realism:
     ``5_o_Clock_Shadow`` stubble is two dark pixels in every 2x2 cell with the skin between them
     brightened, so its 4x4-block mean darkening stays below ~0.05 (it barely survives 4x average
     pooling); ``Mustache``, ``Goatee`` and full beards (``No_Beard`` = 0) are dark and visible at low
-    resolution. Females never have facial hair. Weaker male cues outside the box: short hair (0.75 of
-    males, 0.25 of females), bushier eyebrows, ``Bald``.
-  * ``Wearing_Lipstick`` (females only), ``Big_Lips``, ``Big_Nose``, ``Smiling`` (upturned open mouth with
-    teeth) live inside the box; ``Young`` = 0 adds pixel-thin wrinkles, age spots and more gray hair;
-    ``Eyeglasses`` draws frames round both eyes with a bridge (outside the box).
+    resolution. Females never have facial hair. Weak male cues outside the box: short hair (0.55 of
+    males, 0.45 of females), bushier eyebrows (0.25 / 0.20), ``Bald`` (0.10 of males). Facial hair is
+    the deciding cue by design: it is what inpainting hides and super-resolution must redraw, so a
+    strong visible cue elsewhere would cap the bias any prediction can show (GENERATOR_VERSION 1 had
+    short hair for 0.75 / 0.25, and its attribute probe called only 54 % of women with stubble drawn in
+    male).
+  * ``Wearing_Lipstick`` (0.3 of females, none of the males), ``Big_Lips``, ``Big_Nose``, ``Smiling``
+    (upturned open mouth with teeth) live inside the box; ``Young`` = 0 adds pixel-thin wrinkles, age spots
+    and more gray hair; ``Eyeglasses`` draws frames round both eyes with a bridge (outside the box).
 Attributes are otherwise independent, so a biased subset differs from the whole mainly in that attribute.
 
 Determinism: faces come in chunks of ``CHUNK_SIZE``, chunk ``c`` drawn from
@@ -34,7 +38,7 @@ import numpy as np
 
 from aign_tf import formats
 
-GENERATOR_VERSION = 1  # bump whenever the drawing or the sampling changes: it keys the cache
+GENERATOR_VERSION = 2  # bump whenever the drawing or the sampling changes: it keys the cache
 CHUNK_SIZE = 256
 _RENDER_BATCH = 64  # faces drawn at once: small enough for the working arrays to stay in cache
 
@@ -89,11 +93,12 @@ def _sample_params(rng: np.random.Generator, count: int) -> dict[str, np.ndarray
     goatee = male & ~beard & coin(0.3)
     stubble |= male & ~(beard | stubble | mustache | goatee)
     p["beard"], p["stubble"], p["mustache"], p["goatee"] = beard, stubble, mustache, goatee
-    p["lipstick"] = ~male & coin(0.5)
-    # Hair: bald only for males; long hair mostly for females.
+    p["lipstick"] = ~male & coin(0.3)
+    # Hair: bald only for males; long hair only slightly more often for females (a strong visible gender
+    # cue outside the box would cap the bias any prediction inside it can show).
     bald = male & coin(0.1)
     p["bald"] = bald
-    p["long_hair"] = ~bald & coin(np.where(male, 0.25, 0.75))
+    p["long_hair"] = ~bald & coin(np.where(male, 0.45, 0.55))
     p["bangs"] = ~bald & coin(0.3)
     gray = ~bald & coin(np.where(p["young"], 0.04, 0.45))
     colour_pick = rng.choice(3, size=count, p=[0.4, 0.35, 0.25])  # black, brown, blond
@@ -102,7 +107,7 @@ def _sample_params(rng: np.random.Generator, count: int) -> dict[str, np.ndarray
     p["blond_hair"] = ~bald & ~gray & (colour_pick == 2)
     p["gray_hair"] = gray
     p["pale"] = coin(0.12)
-    p["bushy"] = coin(np.where(male, 0.35, 0.12))
+    p["bushy"] = coin(np.where(male, 0.25, 0.2))
     p["chubby"] = coin(0.15)
     # Continuous parameters.
     p["dx"] = unif(-_JITTER, _JITTER)
@@ -135,7 +140,7 @@ def _sample_params(rng: np.random.Generator, count: int) -> dict[str, np.ndarray
     p["mouth_curve"] = unif(-0.006, 0.01)
     p["mouth_y"] = unif(-0.006, 0.006)
     p["lip_jitter"] = rng.uniform(0.9, 1.1, (count, 3)).astype(np.float32)
-    p["stubble_strength"] = unif(0.3, 0.45)
+    p["stubble_strength"] = unif(0.45, 0.6)
     p["glasses_round"] = coin(0.5)
     p["glasses_dark"] = coin(0.75)
     p["glasses_rgb"] = rng.uniform(0.0, 0.45, (count, 3)).astype(np.float32)
@@ -753,21 +758,32 @@ def _chunk_inputs(seed: int, chunk: int, image_size: int) -> tuple[dict[str, np.
     return params, raw
 
 
-def generate_faces(n: int, seed: int, image_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Draws n faces: images uint8 [n, S, S, 3] RGB, labels uint8 {0,1} [n, len(ATTRIBUTE_NAMES)].
+def generate_faces(n: int, seed: int, image_size: int = 64, start: int = 0,
+                   edit=None) -> tuple[np.ndarray, np.ndarray]:
+    """Draws faces start .. start+n-1: images uint8 [n, S, S, 3] RGB, labels uint8 {0,1} [n, len(ATTRIBUTE_NAMES)].
 
-    Face i depends only on (seed, i, image_size), so generate_faces(10, s) == generate_faces(1000, s)[:10].
+    Face i depends only on (seed, i, image_size), so generate_faces(10, s) == generate_faces(1000, s)[:10] and
+    generate_faces(10, s, start=990) == generate_faces(1000, s)[990:]. ``edit`` (optional) maps a dict of
+    per-face parameter arrays to an edited copy before drawing, e.g. to redraw the same faces with stubble;
+    the labels then describe the edited faces.
     """
     _validate(n, seed, image_size)
+    if not isinstance(start, (int, np.integer)) or start < 0:
+        raise ValueError(f"start={start!r}: expected a non-negative integer face index")
     images = np.empty((n, image_size, image_size, 3), np.uint8)
     labels = np.empty((n, len(ATTRIBUTE_NAMES)), np.uint8)
-    for chunk, start in enumerate(range(0, n, CHUNK_SIZE)):
+    for chunk in range(start // CHUNK_SIZE, (start + n - 1) // CHUNK_SIZE + 1):
         params, raw = _chunk_inputs(seed, chunk, image_size)
-        for first in range(0, min(CHUNK_SIZE, n - start), _RENDER_BATCH):
-            last = min(first + _RENDER_BATCH, n - start)
+        lo = max(start - chunk * CHUNK_SIZE, 0)
+        hi = min(start + n - chunk * CHUNK_SIZE, CHUNK_SIZE)
+        for first in range(lo, hi, _RENDER_BATCH):
+            last = min(first + _RENDER_BATCH, hi)
             part = {name: value[first:last] for name, value in params.items()}
-            images[start + first:start + last] = _render(part, raw[first:last])
-            labels[start + first:start + last] = _labels(part)
+            if edit is not None:
+                part = edit(part)
+            out = slice(chunk * CHUNK_SIZE + first - start, chunk * CHUNK_SIZE + last - start)
+            images[out] = _render(part, raw[first:last])
+            labels[out] = _labels(part)
     return images, labels
 
 

@@ -47,6 +47,14 @@ class Task(abc.ABC):
         """Non-adversarial generator terms, unweighted scalars keyed ``"reconstruction"`` and (when the
         batch carries paired targets) ``"supervised"``."""
 
+    has_prior_cycle = False  # whether prior_cycle_loss is defined
+
+    def prior_cycle_loss(self, generator: keras.Model, batch: Batch) -> tf.Tensor:
+        """The backward cycle of CycleGAN with the fixed renderer as the forward map: a scalar distance between
+        the batch's prior sample y and ``generator(render(y))``. It pairs nothing the user observed: its pairs
+        come from the unpaired prior collection and the known renderer. Defined when ``has_prior_cycle``."""
+        raise NotImplementedError(f"task {self.name!r} has no prior cycle term")
+
     def real_factors(self, batch: Batch) -> tf.Tensor:
         """The discriminator's real sample (from the unpaired prior collection)."""
         return batch["prior"]

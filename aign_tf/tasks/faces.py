@@ -107,6 +107,10 @@ class FaceTask(Task):
         """Which observed pixels the reconstruction compares (None = all)."""
         return None
 
+    def hidden_weights(self, batch: Batch) -> tf.Tensor | None:
+        """Which pixels the observation does not determine and the generator must invent (None = all)."""
+        return None
+
     # --- Task interface ---------------------------------------------------------------------------
     def train_dataset(self, batch_size: int, seed: int, start_step: int) -> tf.data.Dataset:
         def prepare(images, step):
@@ -127,6 +131,18 @@ class FaceTask(Task):
             out["supervised"] = losses.supervised_loss(factors, batch["truth"],
                                                        weights=batch["paired"][:, None, None, None])
         return out
+
+    has_prior_cycle = True
+
+    def prior_cycle_loss(self, generator: keras.Model, batch: Batch) -> tf.Tensor:
+        """L1 between prior faces y [B, S, S, 3] and the generator's face from their observation (y rendered:
+        masked / downsampled), over the pixels the observation hides (``hidden_weights``). It teaches the
+        generator what the prior collection holds where the observation is silent, e.g. the male prior's facial
+        hair in a hidden mouth box."""
+        prior = batch["prior"]
+        observed = self.observe(prior, batch["step"])
+        return losses.l1_reconstruction_loss(self.generate(generator, observed, training=True), prior,
+                                             weights=self.hidden_weights(observed))
 
     def metrics(self, batch: Batch, factors: tf.Tensor) -> dict[str, tf.Tensor]:
         rendered = self.render(factors, batch)
@@ -285,6 +301,9 @@ class InpaintTask(FaceTask):
 
     def consistency_weights(self, batch):
         return batch["mask"]
+
+    def hidden_weights(self, batch):
+        return 1.0 - batch["mask"]
 
     def serving_signature(self):
         s = self.config.image_size
