@@ -18,13 +18,12 @@ import numpy as np
 
 from aign_tf import main
 from aign_tf.data import synthetic_faces
-from aign_tf.data.synthetic_faces import MOUTH_NOSE_BOX
 
 
 def fills(images: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """images float32 [N, S, S, 3] in [0, 1] -> {description: images with the mouth/nose box filled}."""
     size = images.shape[1]
-    top, left, bottom, right = (round(f * size) for f in MOUTH_NOSE_BOX)
+    top, left, bottom, right = synthetic_faces.mouth_nose_pixels(size)
     visible = np.ones((size, size, 1), np.float32)
     visible[top:bottom, left:right] = 0
     mean = (images * visible).sum((1, 2), keepdims=True) / visible.sum()
@@ -42,8 +41,7 @@ def fills(images: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]
 
 def box_of(images: np.ndarray, donors: np.ndarray) -> np.ndarray:
     """images float32 [N, S, S, 3] -> the same with the mouth/nose box copied from images[donors] ([N] ints)."""
-    size = images.shape[1]
-    top, left, bottom, right = (round(f * size) for f in MOUTH_NOSE_BOX)
+    top, left, bottom, right = synthetic_faces.mouth_nose_pixels(images.shape[1])
     out = images.copy()
     out[:, top:bottom, left:right] = images[donors, top:bottom, left:right]
     return out

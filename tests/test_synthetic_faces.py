@@ -269,3 +269,14 @@ def test_load_or_generate_ignores_leftover_temporary_files(tmp_path):
     x, _ = sf.load_or_generate(str(tmp_path), n=4, seed=1, image_size=32)
     assert x.shape == (4, 32, 32, 3)
     assert os.path.exists(final)
+
+
+@pytest.mark.parametrize("size", [32, 48, 64, 128])
+def test_mouth_nose_pixels_are_the_box_mask_pixels(size):
+    from aign_tf import renderers
+
+    top, left, bottom, right = sf.mouth_nose_pixels(size)
+    hidden = renderers.box_mask(1, size, size, sf.MOUTH_NOSE_BOX).numpy()[0, ..., 0] == 0
+    expected = np.zeros((size, size), bool)
+    expected[top:bottom, left:right] = True
+    np.testing.assert_array_equal(hidden, expected)

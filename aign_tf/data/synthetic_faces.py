@@ -54,6 +54,12 @@ ATTRIBUTE_NAMES: tuple[str, ...] = (
 # eyeglasses, hair or forehead.
 MOUTH_NOSE_BOX: tuple[float, float, float, float] = (0.50, 0.28, 0.90, 0.72)
 
+
+def mouth_nose_pixels(size: int) -> tuple[int, int, int, int]:
+    """MOUTH_NOSE_BOX in pixels of a size x size image: (top, left, bottom, right), bottom/right exclusive
+    (the same pixels as ``renderers.box_mask``, whose test is pixel centres inside the box)."""
+    return tuple(round(f * size) for f in MOUTH_NOSE_BOX)
+
 _JITTER = 2.0 / 64.0  # max face offset, fraction of the image
 _SCALE_RANGE = (0.96, 1.04)
 

@@ -253,7 +253,7 @@ class InpaintTask(FaceTask):
         if self.config.mask != "mouth_nose":
             return None
         size = self.config.image_size
-        top, left, bottom, right = (round(f * size) for f in synthetic_faces.MOUTH_NOSE_BOX)
+        top, left, bottom, right = synthetic_faces.mouth_nose_pixels(size)
         side = min(size, -(-(max(bottom - top, right - left) + 2 * (size // 16)) // 8) * 8)
         clamp = lambda start: int(min(max(start, 0), size - side))  # noqa: E731
         return clamp((top + bottom - side) // 2), clamp((left + right - side) // 2), side
