@@ -286,6 +286,25 @@ def gradient_penalty(critic_fn: Callable[[tf.Tensor], tf.Tensor], real, fake, se
     return tf.reduce_mean(tf.square(norms - 1.0))
 
 
+def feature_matching_loss(real_features, fake_features) -> tf.Tensor:
+    """Feature matching (Salimans et al. 2016, "Improved Techniques for Training GANs", section 3.1): squared
+    distance between the batch means of the discriminator's hidden features on real and generated samples,
+    averaged over features. The generator matches statistics of the real collection instead of chasing the
+    discriminator's per-sample gradient. The real features carry no gradient.
+
+    Args:
+      real_features: `[B, ...]` features of real samples.
+      fake_features: `[B', ...]` features of generated samples (same trailing shape).
+
+    Returns:
+      float32 scalar.
+    """
+    real_mean, fake_mean = _pair(tf.reduce_mean(tf.cast(tf.stop_gradient(real_features), tf.float32), 0),
+                                 tf.reduce_mean(tf.cast(fake_features, tf.float32), 0),
+                                 "real_features (after the batch axis)", "fake_features (after the batch axis)")
+    return tf.reduce_mean(tf.square(real_mean - fake_mean))
+
+
 def r1_penalty(critic_fn: Callable[[tf.Tensor], tf.Tensor], real) -> tf.Tensor:
     """R1 regulariser (Mescheder et al. 2018, "Which Training Methods for GANs do actually Converge?", eq. 9):
     ``0.5 * E ||d D(x) / d x||^2`` on real samples only, which keeps the discriminator flat on the data and

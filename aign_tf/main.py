@@ -75,6 +75,10 @@ flags.DEFINE_float("supervised_weight", 10.0, "Weight of the paired-supervision 
 flags.DEFINE_float("prior_cycle_weight", 0.0, "Weight of the prior cycle: L1 between prior samples and the "
                    "generator's output from their rendering (CycleGAN's backward cycle with the renderer as the "
                    "fixed forward map; uses only the unpaired prior). Face tasks.")
+flags.DEFINE_integer("fake_pool", 0, "Generated samples kept in a history the discriminator also trains on "
+                     "(SimGAN / CycleGAN image pool, e.g. 50); 0 = off.")
+flags.DEFINE_float("feature_matching_weight", 0.0, "Weight of feature matching: the generator matches the batch "
+                   "mean of the discriminator's last hidden features on the prior (Salimans et al. 2016).")
 flags.DEFINE_float("gp_weight", 10.0, "WGAN-GP gradient-penalty weight.")
 flags.DEFINE_float("r1_weight", 0.0, "R1 penalty weight (gradient of D on real samples, Mescheder et al. 2018); "
                    "0 = off.")
@@ -140,7 +144,8 @@ def train_config(flags):
 
     return TrainConfig(
         steps=flags.steps, batch_size=flags.batch_size, seed=flags.seed, adversarial_loss=flags.adversarial_loss,
-        d_steps=flags.d_steps, gp_weight=flags.gp_weight, r1_weight=flags.r1_weight,
+        d_steps=flags.d_steps, fake_pool=flags.fake_pool, feature_matching_weight=flags.feature_matching_weight,
+        gp_weight=flags.gp_weight, r1_weight=flags.r1_weight,
         reconstruction_weight=flags.reconstruction_weight,
         adversarial_weight=flags.adversarial_weight, supervised_weight=flags.supervised_weight,
         prior_cycle_weight=flags.prior_cycle_weight,

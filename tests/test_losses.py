@@ -275,3 +275,14 @@ def test_r1_penalty_sums_patch_logits_and_trains_the_critic():
     assert float(grad) == pytest.approx(4 * 3.0, rel=1e-4)  # d/ds 2 s^2
     with pytest.raises(ValueError, match="critic_fn must be callable"):
         losses.r1_penalty("critic", tf.zeros([2, 1]))
+
+
+def test_feature_matching_compares_batch_means_and_only_moves_the_fakes():
+    real = tf.constant([[1.0, 2.0], [3.0, 4.0]])  # means (2, 3)
+    fake = tf.Variable([[0.0, 0.0], [2.0, 2.0], [1.0, 1.0]])  # means (1, 1): B may differ
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(real)
+        loss = losses.feature_matching_loss(real, fake)
+    assert float(loss) == pytest.approx((1.0 + 4.0) / 2)
+    assert tape.gradient(loss, real) is None
+    np.testing.assert_allclose(tape.gradient(loss, fake).numpy(), [[-1 / 3, -2 / 3]] * 3, rtol=1e-6)

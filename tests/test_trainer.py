@@ -118,3 +118,22 @@ def test_prior_cycle_needs_a_task_that_defines_it(tmp_path, tiny_splits):
         Trainer(task, TrainConfig(prior_cycle_weight=1.0), str(tmp_path / "run"), log=lambda *_: None)
     with pytest.raises(ValueError, match="prior_cycle_weight=-1.0 must be >= 0"):
         Trainer(task, TrainConfig(prior_cycle_weight=-1.0), str(tmp_path / "run"), log=lambda *_: None)
+
+
+def test_fake_pool_and_feature_matching_train_under_xla_and_the_pool_is_checkpointed(tmp_path, tiny_splits):
+    trainer = _trainer(tmp_path, tiny_splits, fake_pool=8, feature_matching_weight=1.0, jit_compile=True, steps=2)
+    assert trainer.train() == 2
+    assert int(trainer.fake_pool.filled.numpy()) == 8  # two batches of 4
+    stored = trainer.fake_pool.items.numpy()
+    assert stored.shape == (8, *trainer.task.discriminator.input_shape[1:]) and np.abs(stored).sum() > 0
+    again = _trainer(tmp_path, tiny_splits, fake_pool=8, feature_matching_weight=1.0, steps=2)
+    again.restore()
+    np.testing.assert_array_equal(again.fake_pool.items.numpy(), stored)
+    batch = next(iter(trainer.task.train_dataset(4, 0, 2)))
+    out = {k: float(v) for k, v in trainer._train_step(batch).items()}
+    assert out["feature_matching"] > 0 and all(np.isfinite(v) for v in out.values()), out
+
+
+def test_fake_pool_smaller_than_a_batch_is_rejected(tmp_path, tiny_splits):
+    with pytest.raises(ValueError, match="--fake_pool=2 must be 0"):
+        _trainer(tmp_path, tiny_splits, fake_pool=2)

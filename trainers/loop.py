@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from aign_tf import losses as losses_lib
+from trainers.fake_pool import FakePool
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -40,6 +41,8 @@ class TrainConfig:
     adversarial_weight: float = 1.0
     supervised_weight: float = 10.0
     prior_cycle_weight: float = 0.0
+    fake_pool: int = 0  # generated samples kept for the discriminator (0 = off)
+    feature_matching_weight: float = 0.0
     g_learning_rate: float = 2e-4
     d_learning_rate: float = 2e-4
     beta_1: float = 0.5
@@ -57,6 +60,9 @@ class TrainConfig:
                              f"{sorted(losses_lib.ADVERSARIAL_LOSSES)}")
         if self.mixed_precision not in PRECISIONS:
             raise ValueError(f"--mixed_precision={self.mixed_precision!r} is not one of {PRECISIONS}")
+        if self.fake_pool and self.fake_pool < self.batch_size:
+            raise ValueError(f"--fake_pool={self.fake_pool} must be 0 (off) or at least --batch_size="
+                             f"{self.batch_size}")
         if self.prior_cycle_weight < 0:
             raise ValueError(f"--prior_cycle_weight={self.prior_cycle_weight} must be >= 0")
         for name in ("steps", "batch_size", "d_steps", "checkpoint_every", "log_every", "image_every"):
@@ -116,6 +122,14 @@ class Trainer:
                      d_optimizer=self.d_opt, step=self.step)
         if self.ema_generator is not None:
             items["ema_generator"] = self.ema_generator
+        self.fake_pool = None
+        if config.fake_pool:
+            self.fake_pool = FakePool(config.fake_pool, task.discriminator.input_shape[1:], config.seed + 5)
+            items["fake_pool"] = self.fake_pool
+        # The discriminator's last hidden features (the input of its "logits" layer), for feature matching.
+        self.d_features = None
+        if config.feature_matching_weight > 0:
+            self.d_features = keras.Model(task.discriminator.input, task.discriminator.get_layer("logits").input)
         self.checkpoint = tf.train.Checkpoint(**items)
         self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(run_dir, "checkpoints"),
                                                   max_to_keep=config.max_checkpoints)
@@ -145,9 +159,11 @@ class Trainer:
         task, cfg = self.task, self.config
         G, D = task.generator, task.discriminator
         out = {}
-        for _ in range(cfg.d_steps):
+        for i in range(cfg.d_steps):
             with tf.GradientTape() as tape:
                 fake = task.discriminator_view(task.generate(G, batch, training=True), batch, real=False)
+                if self.fake_pool is not None:
+                    fake = self.fake_pool.query(fake, batch["step"] * cfg.d_steps + i)
                 real = task.discriminator_view(task.real_factors(batch), batch, real=True)
                 real_logits = tf.cast(D(real, training=True), tf.float32)
                 fake_logits = tf.cast(D(fake, training=True), tf.float32)
@@ -171,8 +187,12 @@ class Trainer:
                 terms["prior_cycle"] = task.prior_cycle_loss(G, batch)
             fake_view = task.discriminator_view(fake, batch, real=False)
             adv = self.gen_loss_fn(tf.cast(D(fake_view, training=True), tf.float32))
+            if self.d_features is not None:
+                real_view = task.discriminator_view(task.real_factors(batch), batch, real=True)
+                terms["feature_matching"] = losses_lib.feature_matching_loss(
+                    self.d_features(real_view, training=True), self.d_features(fake_view, training=True))
             weights = {"reconstruction": cfg.reconstruction_weight, "supervised": cfg.supervised_weight,
-                       "prior_cycle": cfg.prior_cycle_weight}
+                       "prior_cycle": cfg.prior_cycle_weight, "feature_matching": cfg.feature_matching_weight}
             g_loss = cfg.adversarial_weight * adv + tf.add_n([weights[k] * v for k, v in terms.items()])
             g_scaled = self._scaled(self.g_opt, g_loss)
         self.g_opt.apply(tape.gradient(g_scaled, G.trainable_variables), G.trainable_variables)
@@ -188,7 +208,7 @@ class Trainer:
     # --- the loop ------------------------------------------------------------------------------------
     def train(self) -> int:
         cfg = self.config
-        terms = ("reconstruction", "supervised", "prior_cycle")
+        terms = ("reconstruction", "supervised", "prior_cycle", "feature_matching")
         start = self.restore()
         if start >= cfg.steps:
             self.log(f"already trained to step {start} (--steps={cfg.steps}); nothing to do")
