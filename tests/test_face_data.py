@@ -65,6 +65,26 @@ def test_inpaint_batch_hides_the_mouth_nose_box(tiny_splits):
     assert len({tuple(v) for v in cond[0][hole]}) == hole.sum()  # every hole pixel's input is distinct
 
 
+def test_pull_push_fill_keeps_visible_pixels_and_fills_the_hole_from_its_surroundings():
+    from aign_tf.tasks.faces import pull_push_fill
+
+    # Left half red, right half blue; a hole straddling the border, wider than it is tall.
+    image = np.zeros([1, 16, 16, 3], np.float32)
+    image[..., :8, 0], image[..., 8:, 2] = 1.0, 1.0
+    mask = np.ones([1, 16, 16, 1], np.float32)
+    mask[:, 4:12, 2:14] = 0.0
+    filled = pull_push_fill(tf.constant(image * mask), tf.constant(mask)).numpy()
+    np.testing.assert_array_equal(filled[mask[..., 0] == 1], image[mask[..., 0] == 1])
+    assert filled[0, 8, 3, 0] > 0.8 and filled[0, 8, 3, 2] < 0.2  # near the red side: red
+    assert filled[0, 8, 12, 2] > 0.8 and filled[0, 8, 12, 0] < 0.2  # near the blue side: blue
+    assert np.all(np.diff(filled[0, 8, 2:14, 0]) <= 1e-6)  # a smooth, monotone blend across the hole
+    # Any size (here 24x40, not powers of two): a hole in a flat image is filled with that colour.
+    flat, mask = np.full([2, 24, 40, 3], 0.3, np.float32), np.ones([2, 24, 40, 1], np.float32)
+    mask[:, 5:20, 10:30] = 0.0
+    np.testing.assert_allclose(pull_push_fill(tf.constant(flat * mask), tf.constant(mask)).numpy(), flat,
+                               rtol=1e-5)
+
+
 def test_superres_renders_truth_to_observation_and_paired_term(tiny_splits):
     task = SuperResTask(FaceTaskConfig(image_size=32, bias="none", g_filters=4, d_filters=4, paired_fraction=0.5),
                         tiny_splits, log=lambda *_: None)

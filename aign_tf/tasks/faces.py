@@ -58,6 +58,28 @@ def _coordinates(images: tf.Tensor) -> tf.Tensor:
     return tf.broadcast_to(grid, tf.stack([shape[0], h, w, 2]))
 
 
+def pull_push_fill(images: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Fills the hidden pixels of ``images`` from the visible ones by pull-push (Gortler et al. 1996, "The
+    Lumigraph", section 3.4): average-pool colour * mask and mask down to 1x1, then going back up, each
+    level keeps its own visible colour and takes the upsampled coarser fill where pixels are hidden. Every
+    hidden pixel gets the colour of the visible pixels nearest to it (the surrounding skin for a mouth box),
+    not the face's overall mean.
+
+    images: [B, H, W, C] float32; mask: [B, H, W, 1], 1 = visible (H, W static).
+    Returns [B, H, W, C]: equal to ``images`` where mask == 1, a smooth fill elsewhere."""
+    nums, dens = [images * mask], [tf.broadcast_to(mask, tf.shape(mask))]
+    while max(nums[-1].shape[1:3]) > 1:  # "SAME" pooling averages only the cells inside the image
+        nums.append(tf.nn.avg_pool2d(nums[-1], 2, 2, "SAME"))
+        dens.append(tf.nn.avg_pool2d(dens[-1], 2, 2, "SAME"))
+    fill = tf.math.divide_no_nan(nums[-1], dens[-1])
+    for num, den in zip(reversed(nums[:-1]), reversed(dens[:-1]), strict=True):
+        up = tf.image.resize(fill, num.shape[1:3], method="bilinear")
+        known = tf.math.divide_no_nan(num, den)
+        weight = tf.minimum(den * 4.0, 1.0)  # a cell a quarter visible is trusted fully
+        fill = weight * known + (1.0 - weight) * up
+    return images * mask + fill * (1.0 - mask)
+
+
 class FaceTask(Task):
     """Shared machinery; subclasses define the observation, the generator's inputs and the renderer."""
 
@@ -291,9 +313,8 @@ class InpaintTask(FaceTask):
 
     def generator_inputs(self, batch):
         obs, mask = batch["observation"], batch["mask"]
-        # Start from the observation with the hole filled by the mean visible colour of each face.
-        mean = tf.reduce_sum(obs, [1, 2], keepdims=True) / (tf.reduce_sum(mask, [1, 2], keepdims=True) + 1e-6)
-        base = obs + (1.0 - mask) * mean
+        # Start from the observation with the hole filled smoothly from the visible pixels around it.
+        base = pull_push_fill(obs, mask)
         return {"condition": tf.concat([obs, mask, _coordinates(obs)], -1), "base": base}
 
     def render(self, factors, batch):
