@@ -134,6 +134,8 @@ def test_fake_pool_and_feature_matching_train_under_xla_and_the_pool_is_checkpoi
     assert out["feature_matching"] > 0 and all(np.isfinite(v) for v in out.values()), out
 
 
-def test_fake_pool_smaller_than_a_batch_is_rejected(tmp_path, tiny_splits):
+def test_fake_pool_smaller_than_a_batch_and_negative_feature_matching_are_rejected(tmp_path, tiny_splits):
     with pytest.raises(ValueError, match="--fake_pool=2 must be 0"):
         _trainer(tmp_path, tiny_splits, fake_pool=2)
+    with pytest.raises(ValueError, match="--feature_matching_weight=-1.0 must be >= 0"):
+        _trainer(tmp_path, tiny_splits, feature_matching_weight=-1.0)

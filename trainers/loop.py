@@ -63,8 +63,9 @@ class TrainConfig:
         if self.fake_pool and self.fake_pool < self.batch_size:
             raise ValueError(f"--fake_pool={self.fake_pool} must be 0 (off) or at least --batch_size="
                              f"{self.batch_size}")
-        if self.prior_cycle_weight < 0:
-            raise ValueError(f"--prior_cycle_weight={self.prior_cycle_weight} must be >= 0")
+        for name in ("prior_cycle_weight", "feature_matching_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"--{name}={getattr(self, name)} must be >= 0")
         for name in ("steps", "batch_size", "d_steps", "checkpoint_every", "log_every", "image_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name}={getattr(self, name)} must be >= 1")

@@ -25,7 +25,8 @@ def unet_generator(image_size: int, in_channels: int, base_filters: int = 32, de
     Inputs:
       condition: [B, S, S, in_channels] in [0, 1] — what the generator sees (e.g. masked image + mask, or
         the nearest-upsampled low-resolution image).
-      base: [B, S, S, 3] in [0, 1] — the image the prediction starts from (masked image, upsampled input).
+      base: [B, S, S, 3] in [0, 1] — the image the prediction starts from (the masked image with its hole filled, the
+        upsampled input).
     Output: [B, S, S, 3] float32, the predicted full-resolution face (not clipped).
 
     Encoder: ``depth`` stride-2 stages (filters base * 2**i, capped at 4x base); decoder: nearest upsampling,
