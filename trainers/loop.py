@@ -160,12 +160,12 @@ class Trainer:
         task, cfg = self.task, self.config
         G, D = task.generator, task.discriminator
         out = {}
+        real = task.discriminator_view(task.real_factors(batch), batch, real=True)  # fixed for the whole step
         for i in range(cfg.d_steps):
             with tf.GradientTape() as tape:
                 fake = task.discriminator_view(task.generate(G, batch, training=True), batch, real=False)
                 if self.fake_pool is not None:
                     fake = self.fake_pool.query(fake, batch["step"] * cfg.d_steps + i)
-                real = task.discriminator_view(task.real_factors(batch), batch, real=True)
                 real_logits = tf.cast(D(real, training=True), tf.float32)
                 fake_logits = tf.cast(D(fake, training=True), tf.float32)
                 d_loss = self.disc_loss_fn(real_logits, fake_logits)
@@ -189,9 +189,8 @@ class Trainer:
             fake_view = task.discriminator_view(fake, batch, real=False)
             adv = self.gen_loss_fn(tf.cast(D(fake_view, training=True), tf.float32))
             if self.d_features is not None:
-                real_view = task.discriminator_view(task.real_factors(batch), batch, real=True)
                 terms["feature_matching"] = losses_lib.feature_matching_loss(
-                    self.d_features(real_view, training=True), self.d_features(fake_view, training=True))
+                    self.d_features(real, training=True), self.d_features(fake_view, training=True))
             weights = {"reconstruction": cfg.reconstruction_weight, "supervised": cfg.supervised_weight,
                        "prior_cycle": cfg.prior_cycle_weight, "feature_matching": cfg.feature_matching_weight}
             g_loss = cfg.adversarial_weight * adv + tf.add_n([weights[k] * v for k, v in terms.items()])

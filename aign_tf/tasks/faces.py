@@ -67,7 +67,7 @@ def pull_push_fill(images: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
 
     images: [B, H, W, C] float32; mask: [B, H, W, 1], 1 = visible (H, W static).
     Returns [B, H, W, C]: equal to ``images`` where mask == 1, a smooth fill elsewhere."""
-    nums, dens = [images * mask], [tf.broadcast_to(mask, tf.shape(mask))]
+    nums, dens = [images * mask], [mask]
     while max(nums[-1].shape[1:3]) > 1:  # "SAME" pooling averages only the cells inside the image
         nums.append(tf.nn.avg_pool2d(nums[-1], 2, 2, "SAME"))
         dens.append(tf.nn.avg_pool2d(dens[-1], 2, 2, "SAME"))
