@@ -79,6 +79,9 @@ flags.DEFINE_integer("fake_pool", 0, "Generated samples kept in a history the di
                      "(SimGAN / CycleGAN image pool, e.g. 50); 0 = off.")
 flags.DEFINE_float("feature_matching_weight", 0.0, "Weight of feature matching: the generator matches the batch "
                    "mean of the discriminator's last hidden features on the prior (Salimans et al. 2016).")
+flags.DEFINE_float("instance_noise", 0.0, "Stddev of Gaussian noise added to everything the discriminator sees "
+                   "(real and generated), falling linearly to 0 at --steps (instance noise, Sonderby et al. 2017); "
+                   "0 = off.")
 flags.DEFINE_float("gp_weight", 10.0, "WGAN-GP gradient-penalty weight.")
 flags.DEFINE_float("r1_weight", 0.0, "R1 penalty weight (gradient of D on real samples, Mescheder et al. 2018); "
                    "0 = off.")
@@ -145,6 +148,7 @@ def train_config(flags):
     return TrainConfig(
         steps=flags.steps, batch_size=flags.batch_size, seed=flags.seed, adversarial_loss=flags.adversarial_loss,
         d_steps=flags.d_steps, fake_pool=flags.fake_pool, feature_matching_weight=flags.feature_matching_weight,
+        instance_noise=flags.instance_noise,
         gp_weight=flags.gp_weight, r1_weight=flags.r1_weight,
         reconstruction_weight=flags.reconstruction_weight,
         adversarial_weight=flags.adversarial_weight, supervised_weight=flags.supervised_weight,

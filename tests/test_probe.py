@@ -23,3 +23,15 @@ def test_occlude_patches_about_half_the_images_inside_one_box():
     assert not np.array_equal(out, occlude(images, [3, 5]).numpy())
     np.testing.assert_array_equal(occlude(images, [3, 4], rate=0.0).numpy(), images.numpy())
     assert np.any(occlude(images, [3, 4], rate=1.0).numpy() != images.numpy(), axis=(1, 2, 3)).all()
+
+
+def test_the_same_data_trains_the_same_probe(tmp_path):
+    from aign_tf.probe import load_or_train_probe
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (96, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, 2, (96, 2), dtype=np.uint8)
+    probes = [load_or_train_probe(str(tmp_path / name), images, labels, images[:16], labels[:16], ["A", "B"],
+                                  epochs=2, batch_size=16, log=lambda *_: None) for name in ("a", "b")]
+    for w_a, w_b in zip(probes[0].model.get_weights(), probes[1].model.get_weights(), strict=True):
+        np.testing.assert_array_equal(w_a, w_b)

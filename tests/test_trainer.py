@@ -139,3 +139,22 @@ def test_fake_pool_smaller_than_a_batch_and_negative_feature_matching_are_reject
         _trainer(tmp_path, tiny_splits, fake_pool=2)
     with pytest.raises(ValueError, match="--feature_matching_weight=-1.0 must be >= 0"):
         _trainer(tmp_path, tiny_splits, feature_matching_weight=-1.0)
+
+
+def test_instance_noise_anneals_to_zero_is_reproducible_and_trains_under_xla(tmp_path, tiny_splits):
+    trainer = _trainer(tmp_path, tiny_splits, instance_noise=0.2, steps=4)
+    x = tf.fill([2, 8, 8, 3], 0.5)
+
+    def stddev(step, stream=0):
+        return float(tf.math.reduce_std(trainer._instance_noise(x, tf.constant(step, tf.int64), stream) - x))
+
+    assert abs(stddev(0) - 0.2) < 0.03 and abs(stddev(2) - 0.1) < 0.015 and stddev(4) == 0.0
+    a = trainer._instance_noise(x, tf.constant(1, tf.int64), 0).numpy()
+    np.testing.assert_array_equal(a, trainer._instance_noise(x, tf.constant(1, tf.int64), 0).numpy())
+    assert not np.array_equal(a, trainer._instance_noise(x, tf.constant(1, tf.int64), 1).numpy())
+    off = _trainer(tmp_path / "off", tiny_splits)
+    assert off._instance_noise(x, tf.constant(0, tf.int64), 0) is x
+    xla = _trainer(tmp_path / "xla", tiny_splits, instance_noise=0.2, jit_compile=True, steps=2)
+    assert xla.train() == 2
+    with pytest.raises(ValueError, match="--instance_noise=-0.1 must be >= 0"):
+        _trainer(tmp_path, tiny_splits, instance_noise=-0.1)

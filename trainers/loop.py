@@ -43,6 +43,7 @@ class TrainConfig:
     prior_cycle_weight: float = 0.0
     fake_pool: int = 0  # generated samples kept for the discriminator (0 = off)
     feature_matching_weight: float = 0.0
+    instance_noise: float = 0.0  # stddev of Gaussian noise on the discriminator's inputs at step 0 (0 = off)
     g_learning_rate: float = 2e-4
     d_learning_rate: float = 2e-4
     beta_1: float = 0.5
@@ -63,7 +64,7 @@ class TrainConfig:
         if self.fake_pool and self.fake_pool < self.batch_size:
             raise ValueError(f"--fake_pool={self.fake_pool} must be 0 (off) or at least --batch_size="
                              f"{self.batch_size}")
-        for name in ("prior_cycle_weight", "feature_matching_weight"):
+        for name in ("prior_cycle_weight", "feature_matching_weight", "instance_noise"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name}={getattr(self, name)} must be >= 0")
         for name in ("steps", "batch_size", "d_steps", "checkpoint_every", "log_every", "image_every"):
@@ -156,6 +157,21 @@ class Trainer:
         gradients, checks them for overflow and adjusts the scale inside ``apply``). Call inside the tape."""
         return opt.scale_loss(loss) if isinstance(opt, keras.optimizers.LossScaleOptimizer) else loss
 
+    def _instance_noise(self, x: tf.Tensor, step: tf.Tensor, stream: int) -> tf.Tensor:
+        """Instance noise (Sonderby et al. 2017, "Amortised MAP inference for image super-resolution", section
+        3.4; Arjovsky & Bottou 2017): Gaussian noise on what the discriminator sees, real and fake alike, with a
+        stddev of ``instance_noise`` at step 0 falling linearly to 0 at ``steps``. It makes the two
+        distributions overlap, so the discriminator cannot separate them perfectly and win early, and it hides
+        pixel-level differences, so early on it judges (and the generator follows) coarser structure. Drawn
+        statelessly from (seed, step, stream): resumable and deterministic."""
+        cfg = self.config
+        if cfg.instance_noise <= 0:
+            return x
+        fraction_left = tf.maximum(1.0 - tf.cast(step, tf.float32) / cfg.steps, 0.0)
+        seed = tf.stack([tf.constant(cfg.seed + 11 + stream, tf.int64), step])
+        noise = tf.random.stateless_normal(tf.shape(x), seed, dtype=tf.float32)
+        return x + tf.cast(cfg.instance_noise * fraction_left * noise, x.dtype)
+
     def _step(self, batch):
         task, cfg = self.task, self.config
         G, D = task.generator, task.discriminator
@@ -166,8 +182,9 @@ class Trainer:
                 fake = task.discriminator_view(task.generate(G, batch, training=True), batch, real=False)
                 if self.fake_pool is not None:
                     fake = self.fake_pool.query(fake, batch["step"] * cfg.d_steps + i)
-                real_logits = tf.cast(D(real, training=True), tf.float32)
-                fake_logits = tf.cast(D(fake, training=True), tf.float32)
+                real_logits = tf.cast(D(self._instance_noise(real, batch["step"], 2 * i), training=True), tf.float32)
+                fake_logits = tf.cast(D(self._instance_noise(fake, batch["step"], 2 * i + 1), training=True),
+                                      tf.float32)
                 d_loss = self.disc_loss_fn(real_logits, fake_logits)
                 if cfg.adversarial_loss == "wgan_gp":
                     seed = tf.stack([tf.cast(cfg.seed + 3, tf.int64), batch["step"]])
@@ -187,7 +204,8 @@ class Trainer:
             if cfg.prior_cycle_weight > 0:
                 terms["prior_cycle"] = task.prior_cycle_loss(G, batch)
             fake_view = task.discriminator_view(fake, batch, real=False)
-            adv = self.gen_loss_fn(tf.cast(D(fake_view, training=True), tf.float32))
+            noisy_view = self._instance_noise(fake_view, batch["step"], 2 * cfg.d_steps)
+            adv = self.gen_loss_fn(tf.cast(D(noisy_view, training=True), tf.float32))
             if self.d_features is not None:
                 terms["feature_matching"] = losses_lib.feature_matching_loss(
                     self.d_features(real, training=True), self.d_features(fake_view, training=True))
