@@ -33,6 +33,7 @@ TASK_DEFAULTS = {
     "num_train": {"inpaint": 12000, "superres": 12000, "pose3d": 10000},
     "num_test": {"inpaint": 1000, "superres": 1000, "pose3d": 2000},
     "eval_images": {"inpaint": 1000, "superres": 1000, "pose3d": 2000},
+    "instance_noise": {"inpaint": 0.1, "superres": 0.0, "pose3d": 0.0},
 }
 
 
@@ -79,9 +80,9 @@ flags.DEFINE_integer("fake_pool", 0, "Generated samples kept in a history the di
                      "(SimGAN / CycleGAN image pool, e.g. 50); 0 = off.")
 flags.DEFINE_float("feature_matching_weight", 0.0, "Weight of feature matching: the generator matches the batch "
                    "mean of the discriminator's last hidden features on the prior (Salimans et al. 2016).")
-flags.DEFINE_float("instance_noise", 0.0, "Stddev of Gaussian noise added to everything the discriminator sees "
+flags.DEFINE_float("instance_noise", None, "Stddev of Gaussian noise added to everything the discriminator sees "
                    "(real and generated), falling linearly to 0 at --steps (instance noise, Sonderby et al. 2017); "
-                   "0 = off.")
+                   "0 = off; " + _default_help("instance_noise") + ".")
 flags.DEFINE_float("gp_weight", 10.0, "WGAN-GP gradient-penalty weight.")
 flags.DEFINE_float("r1_weight", 0.0, "R1 penalty weight (gradient of D on real samples, Mescheder et al. 2018); "
                    "0 = off.")
