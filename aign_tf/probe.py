@@ -27,9 +27,9 @@ from aign_tf.networks.image import attribute_probe
 
 RELIABLE_ACCURACY = 0.75
 PROBE_VERSION = 4  # bump when the probe's architecture or training changes: it keys the cache
-# 4: augmentation drawn statelessly from (seed, batch index), so the same data trains the same probe on every run
-#    (3 drew brightness from a stateful generator inside a parallel map: two trainings differed by up to 0.09 in
-#    a bias figure)
+# 4: augmentation drawn statelessly from (seed, batch index), so the same data and thread count train the same
+#    probe (3 drew brightness from a stateful generator inside a parallel map: two trainings differed by up to 0.09
+#    in a bias figure); another thread count still trains another probe (CPU reductions split differently)
 
 
 class Probe:
