@@ -34,6 +34,7 @@ TASK_DEFAULTS = {
     "num_test": {"inpaint": 1000, "superres": 1000, "pose3d": 2000},
     "eval_images": {"inpaint": 1000, "superres": 1000, "pose3d": 2000},
     "instance_noise": {"inpaint": 0.1, "superres": 0.0, "pose3d": 0.0},
+    "generator_noise": {"inpaint": True, "superres": False, "pose3d": False},
 }
 
 
@@ -92,6 +93,10 @@ flags.DEFINE_float("d_learning_rate", 2e-4, "Discriminator Adam learning rate.")
 flags.DEFINE_float("ema_decay", 0.0, "EMA decay of generator weights for eval/export (0 = off, e.g. 0.999).")
 flags.DEFINE_integer("g_filters", 16, "Generator base width.")
 flags.DEFINE_integer("d_filters", 16, "Discriminator base width.")
+flags.DEFINE_bool("generator_noise", None, "Face tasks: per-pixel Gaussian noise inputs to the generator's "
+                  "bottleneck and decoder where the observation is silent (the hole; every pixel for superres), "
+                  "with learned per-channel strengths (StyleGAN's noise inputs): a source of stochastic detail; "
+                  + _default_help("generator_noise") + ".")
 flags.DEFINE_bool("spectral_norm", False, "Spectral normalisation in the discriminator.")
 flags.DEFINE_integer("checkpoint_every", 250, "Checkpoint interval in steps.")
 flags.DEFINE_integer("log_every", 25, "Progress/TensorBoard scalar interval in steps.")
@@ -137,7 +142,8 @@ def task_config(flags):
 
     return FaceTaskConfig(image_size=flags.image_size, factor=flags.factor, mask=flags.mask, bias=flags.bias,
                           prior_dir=flags.prior_dir, g_filters=flags.g_filters, d_filters=flags.d_filters,
-                          spectral_norm=flags.spectral_norm, dtype_policy=flags.mixed_precision,
+                          spectral_norm=flags.spectral_norm, generator_noise=flags.generator_noise,
+                          seed=flags.seed, dtype_policy=flags.mixed_precision,
                           paired_fraction=flags.paired_fraction, eval_images=flags.eval_images,
                           data_seed=flags.data_seed, cache_dir=flags.cache_dir)
 

@@ -4,14 +4,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from aign_tf.networks.image import attribute_probe, patch_discriminator, unet_generator
+from aign_tf.networks.image import NoiseInjection, attribute_probe, patch_discriminator, unet_generator
 
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16", "mixed_float16"])
-def test_generator_and_discriminator_shapes_and_output_dtype(policy):
-    g = unet_generator(32, 4, base_filters=8, dtype_policy=policy)
+@pytest.mark.parametrize("noise", [False, True])
+def test_generator_and_discriminator_shapes_and_output_dtype(policy, noise):
+    g = unet_generator(32, 4, base_filters=8, noise=noise, dtype_policy=policy)
     d = patch_discriminator(32, 3, base_filters=8, dtype_policy=policy)
     x = {"condition": tf.random.uniform([2, 32, 32, 4]), "base": tf.random.uniform([2, 32, 32, 3])}
+    if noise:
+        x["noise"] = tf.random.normal([2, 32, 32, 1])
     y = g(x)
     assert y.shape == (2, 32, 32, 3) and y.dtype == tf.float32
     logits = d(y)
@@ -23,6 +26,16 @@ def test_generator_starts_near_its_base():
     base = tf.random.uniform([3, 16, 16, 3])
     out = g({"condition": base, "base": base})
     assert float(tf.reduce_max(tf.abs(out - base))) < 0.05
+
+
+def test_noise_injection_adds_learned_strength_times_noise_at_its_stride():
+    layer = NoiseInjection(stride=2)
+    x = tf.ones([1, 2, 2, 3])
+    noise = tf.reshape(tf.range(16, dtype=tf.float32), [1, 4, 4, 1])
+    np.testing.assert_array_equal(layer([x, noise]), x)  # strengths start at 0
+    layer.strength.assign([1.0, 0.0, -2.0])
+    expected = 1.0 + np.array([[0.0, 2.0], [8.0, 10.0]])[None, :, :, None] * np.array([1.0, 0.0, -2.0])
+    np.testing.assert_allclose(layer([x, noise]), expected)
 
 
 def test_generator_rejects_indivisible_size():

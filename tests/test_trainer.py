@@ -10,12 +10,12 @@ from trainers.loop import TrainConfig, Trainer, TrainingDiverged, weights_digest
 TINY = 32
 
 
-def _trainer(tmp_path, splits, task_cls=InpaintTask, precision="float32", **train_kwargs):
+def _trainer(tmp_path, splits, task_cls=InpaintTask, precision="float32", task_kwargs=None, **train_kwargs):
     import keras
 
     keras.utils.set_random_seed(0)
     task = task_cls(FaceTaskConfig(image_size=TINY, bias="none", dtype_policy=precision, g_filters=8,
-                                   d_filters=8), splits, log=lambda *_: None)
+                                   d_filters=8, **(task_kwargs or {})), splits, log=lambda *_: None)
     cfg = dict(steps=3, batch_size=4, mixed_precision=precision, jit_compile=False, checkpoint_every=1,
                log_every=1, image_every=2)
     cfg.update(train_kwargs)
@@ -158,3 +158,26 @@ def test_instance_noise_anneals_to_zero_is_reproducible_and_trains_under_xla(tmp
     assert xla.train() == 2
     with pytest.raises(ValueError, match="--instance_noise=-0.1 must be >= 0"):
         _trainer(tmp_path, tiny_splits, instance_noise=-0.1)
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_float16"])
+def test_generator_noise_lives_in_the_hole_is_stateless_and_trains_under_xla(tmp_path, tiny_splits, precision):
+    trainer = _trainer(tmp_path, tiny_splits, precision=precision, task_kwargs={"generator_noise": True, "seed": 4},
+                       jit_compile=True, steps=2)
+    task = trainer.task
+    batch = next(iter(task.train_dataset(4, 0, 0)))
+    noise = task.generator_noise(batch).numpy()
+    hole = (1.0 - batch["mask"].numpy()) > 0.5
+    assert noise.shape == (4, TINY, TINY, 1) and np.all(noise[~hole] == 0.0)
+    assert 0.8 < noise[hole].std() < 1.2
+    np.testing.assert_array_equal(noise, task.generator_noise(batch).numpy())
+    later = {**batch, "step": batch["step"] + 1}
+    assert not np.array_equal(noise, task.generator_noise(later).numpy())
+    # The strengths start at 0, so at initialisation the noise does not change the prediction.
+    out = task.generate(task.generator, batch, training=False)
+    np.testing.assert_allclose(out, task.generator({**task.generator_inputs(batch), "noise": tf.zeros_like(noise)}),
+                               atol=1e-6 if precision == "float32" else 1e-2)
+    assert trainer.train() == 2
+    strengths = [v for v in task.generator.trainable_variables if "strength" in v.path]
+    assert len(strengths) == 7  # the bottleneck and two per decoder level (depth 3)
+    assert any(float(tf.reduce_max(tf.abs(v))) > 0 for v in strengths)

@@ -172,23 +172,20 @@ class Trainer:
         noise = tf.random.stateless_normal(tf.shape(x), seed, dtype=tf.float32)
         return x + tf.cast(cfg.instance_noise * fraction_left * noise, x.dtype)
 
-    def _step(self, batch):
-        task, cfg = self.task, self.config
-        G, D = task.generator, task.discriminator
-        out = {}
-        real = task.discriminator_view(task.real_factors(batch), batch, real=True)  # fixed for the whole step
+    def _discriminator_steps(self, real, fake, batch, out):
+        """``d_steps`` updates of the discriminator on the same real and generated views (the generator does
+        not change between them); returns the last loss. ``fake`` carries no gradient to the generator."""
+        cfg, D = self.config, self.task.discriminator
         for i in range(cfg.d_steps):
             with tf.GradientTape() as tape:
-                fake = task.discriminator_view(task.generate(G, batch, training=True), batch, real=False)
-                if self.fake_pool is not None:
-                    fake = self.fake_pool.query(fake, batch["step"] * cfg.d_steps + i)
+                fake_i = fake if self.fake_pool is None else self.fake_pool.query(fake, batch["step"] * cfg.d_steps + i)
                 real_logits = tf.cast(D(self._instance_noise(real, batch["step"], 2 * i), training=True), tf.float32)
-                fake_logits = tf.cast(D(self._instance_noise(fake, batch["step"], 2 * i + 1), training=True),
+                fake_logits = tf.cast(D(self._instance_noise(fake_i, batch["step"], 2 * i + 1), training=True),
                                       tf.float32)
                 d_loss = self.disc_loss_fn(real_logits, fake_logits)
                 if cfg.adversarial_loss == "wgan_gp":
                     seed = tf.stack([tf.cast(cfg.seed + 3, tf.int64), batch["step"]])
-                    gp = losses_lib.gradient_penalty(lambda x: D(x, training=True), real, fake, seed)
+                    gp = losses_lib.gradient_penalty(lambda x: D(x, training=True), real, fake_i, seed)
                     out["gradient_penalty"] = gp
                     d_loss = d_loss + cfg.gp_weight * gp
                 if cfg.r1_weight > 0:
@@ -197,9 +194,20 @@ class Trainer:
                     d_loss = d_loss + cfg.r1_weight * r1
                 d_scaled = self._scaled(self.d_opt, d_loss)
             self.d_opt.apply(tape.gradient(d_scaled, D.trainable_variables), D.trainable_variables)
-        out["d_loss"] = d_loss
+        return d_loss
+
+    def _step(self, batch):
+        """One training step: the generator's prediction is computed once; the discriminator updates on it
+        (without recording), then the generator updates against the updated discriminator."""
+        task, cfg = self.task, self.config
+        G, D = task.generator, task.discriminator
+        out = {}
+        real = task.discriminator_view(task.real_factors(batch), batch, real=True)  # fixed for the whole step
         with tf.GradientTape() as tape:
             fake = task.generate(G, batch, training=True)
+            with tape.stop_recording():
+                out["d_loss"] = self._discriminator_steps(
+                    real, task.discriminator_view(tf.stop_gradient(fake), batch, real=False), batch, out)
             terms = task.losses(batch, fake)
             if cfg.prior_cycle_weight > 0:
                 terms["prior_cycle"] = task.prior_cycle_loss(G, batch)

@@ -10,7 +10,32 @@ inside the networks.
 from __future__ import annotations
 
 import keras
-from keras import layers
+from keras import layers, ops
+
+
+class NoiseInjection(layers.Layer):
+    """Per-pixel noise input of StyleGAN (Karras et al. 2019, section 3.2): ``features + strength * noise``,
+    with one learned strength per channel, initialised to 0, and one noise map shared by all channels.
+
+    Inputs: features [B, H, W, C]; noise [B, H * stride, W * stride, 1] (the generator's full-resolution noise,
+    read at every ``stride``-th pixel, so each resolution still sees independent unit-variance values).
+    It gives the generator a source of stochastic detail (stubble, hair strands, skin texture) that its
+    smooth, position-free condition inside a hole cannot provide."""
+
+    def __init__(self, stride: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.stride = stride
+
+    def build(self, input_shape):
+        self.strength = self.add_weight(shape=(input_shape[0][-1],), initializer="zeros", name="strength")
+
+    def call(self, inputs):
+        x, noise = inputs
+        noise = noise[:, ::self.stride, ::self.stride, :]
+        return x + ops.cast(noise, x.dtype) * ops.cast(self.strength, x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "stride": self.stride}
 
 
 def _conv(filters, kernel, strides, policy, name, activation=None):
@@ -19,7 +44,7 @@ def _conv(filters, kernel, strides, policy, name, activation=None):
 
 
 def unet_generator(image_size: int, in_channels: int, base_filters: int = 32, depth: int = 3,
-                   dtype_policy: str = "float32", name: str = "generator") -> keras.Model:
+                   noise: bool = False, dtype_policy: str = "float32", name: str = "generator") -> keras.Model:
     """Residual U-Net: ``output = base + delta(condition)``.
 
     Inputs:
@@ -27,6 +52,8 @@ def unet_generator(image_size: int, in_channels: int, base_filters: int = 32, de
         the nearest-upsampled low-resolution image).
       base: [B, S, S, 3] in [0, 1] — the image the prediction starts from (the masked image with its hole filled, the
         upsampled input).
+      noise (only with ``noise=True``): [B, S, S, 1], unit Gaussian where the generator may invent detail, 0
+        elsewhere; added through ``NoiseInjection`` after the bottleneck and every decoder convolution.
     Output: [B, S, S, 3] float32, the predicted full-resolution face (not clipped).
 
     Encoder: ``depth`` stride-2 stages (filters base * 2**i, capped at 4x base); decoder: nearest upsampling,
@@ -37,6 +64,18 @@ def unet_generator(image_size: int, in_channels: int, base_filters: int = 32, de
         raise ValueError(f"image_size={image_size} must be divisible by 2**depth={2**depth}")
     cond = keras.Input((image_size, image_size, in_channels), name="condition")
     base = keras.Input((image_size, image_size, 3), name="base")
+    inputs = {"condition": cond, "base": base}
+    if noise:
+        inputs["noise"] = keras.Input((image_size, image_size, 1), name="noise")
+
+    def conv_relu(x, filters, name, resolution_stride, strides=1):
+        """3x3 conv + ReLU, with the noise added before the ReLU when the generator has noise inputs."""
+        if not noise:
+            return _conv(filters, 3, strides, dtype_policy, name, "relu")(x)
+        x = _conv(filters, 3, strides, dtype_policy, name)(x)
+        x = NoiseInjection(resolution_stride, dtype=dtype_policy, name=f"{name}_noise")([x, inputs["noise"]])
+        return layers.ReLU(dtype=dtype_policy, name=f"{name}_relu")(x)
+
     x = layers.Rescaling(2.0, offset=-1.0, dtype=dtype_policy, name="to_signed")(cond)
     x = _conv(base_filters, 3, 1, dtype_policy, "stem", "relu")(x)
     skips = []
@@ -44,17 +83,20 @@ def unet_generator(image_size: int, in_channels: int, base_filters: int = 32, de
         skips.append(x)
         f = base_filters * min(2 ** (i + 1), 4)
         x = _conv(f, 3, 2, dtype_policy, f"down{i}_a", "relu")(x)
-        x = _conv(f, 3, 1, dtype_policy, f"down{i}_b", "relu")(x)
+        if i == depth - 1:  # the bottleneck
+            x = conv_relu(x, f, f"down{i}_b", 2**depth)
+        else:
+            x = _conv(f, 3, 1, dtype_policy, f"down{i}_b", "relu")(x)
     for i in reversed(range(depth)):
         f = base_filters * min(2**i, 4)
         x = layers.UpSampling2D(2, dtype=dtype_policy, name=f"up{i}")(x)
         x = layers.Concatenate(dtype=dtype_policy, name=f"skip{i}")([x, skips[i]])
-        x = _conv(f, 3, 1, dtype_policy, f"up{i}_a", "relu")(x)
-        x = _conv(f, 3, 1, dtype_policy, f"up{i}_b", "relu")(x)
+        x = conv_relu(x, f, f"up{i}_a", 2**i)
+        x = conv_relu(x, f, f"up{i}_b", 2**i)
     delta = layers.Conv2D(3, 3, padding="same", dtype="float32", name="delta",
                           kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3))(x)
     out = layers.Add(dtype="float32", name="output")([layers.Activation("linear", dtype="float32")(base), delta])
-    return keras.Model({"condition": cond, "base": base}, out, name=name)
+    return keras.Model(inputs, out, name=name)
 
 
 def patch_discriminator(image_size: int, channels: int = 3, base_filters: int = 32, depth: int = 3,

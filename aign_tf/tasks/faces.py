@@ -35,6 +35,8 @@ class FaceTaskConfig:
     g_filters: int = 16
     d_filters: int = 16
     spectral_norm: bool = False
+    generator_noise: bool = False  # per-pixel noise inputs where the observation is silent (NoiseInjection)
+    seed: int = 0  # the run's seed: keys the generator's noise
     dtype_policy: str = "float32"
     paired_fraction: float = 0.0
     eval_images: int = 1000
@@ -108,7 +110,7 @@ class FaceTask(Task):
         n_paired = int(round(config.paired_fraction * len(self.observations)))
         self.paired = np.zeros(len(self.observations), bool)
         self.paired[rng.permutation(len(self.observations))[:n_paired]] = True
-        self.generator = unet_generator(size, self.in_channels, config.g_filters,
+        self.generator = unet_generator(size, self.in_channels, config.g_filters, noise=config.generator_noise,
                                         dtype_policy=config.dtype_policy)
         self.discriminator = patch_discriminator(self.discriminator_size(), 3, config.d_filters,
                                                  spectral_norm=config.spectral_norm, dtype_policy=config.dtype_policy)
@@ -144,7 +146,21 @@ class FaceTask(Task):
                             paired=self.paired)
 
     def generate(self, generator: keras.Model, batch: Batch, training: bool) -> tf.Tensor:
-        return tf.cast(generator(self.generator_inputs(batch), training=training), tf.float32)
+        inputs = self.generator_inputs(batch)
+        if self.config.generator_noise:
+            inputs["noise"] = self.generator_noise(batch)
+        return tf.cast(generator(inputs, training=training), tf.float32)
+
+    def generator_noise(self, batch: Batch) -> tf.Tensor:
+        """[B, S, S, 1] unit Gaussian noise on the pixels the observation hides (``hidden_weights``), 0 on the
+        rest. Stateless in (seed, batch["step"]): a resumed run draws the same noise; evaluation and serving
+        (no step) use step -1, so their outputs are deterministic too."""
+        size = self.config.image_size
+        step = tf.cast(batch.get("step", -1), tf.int64)
+        shape = tf.stack([tf.shape(batch["observation"])[0], size, size, 1])
+        noise = tf.random.stateless_normal(shape, tf.stack([tf.constant(self.config.seed + 21, tf.int64), step]))
+        hidden = self.hidden_weights(batch)
+        return noise if hidden is None else noise * hidden
 
     def losses(self, batch: Batch, factors: tf.Tensor) -> dict[str, tf.Tensor]:
         out = {"reconstruction": losses.l1_reconstruction_loss(
@@ -162,7 +178,7 @@ class FaceTask(Task):
         generator what the prior collection holds where the observation is silent, e.g. the male prior's facial
         hair in a hidden mouth box."""
         prior = batch["prior"]
-        observed = self.observe(prior, batch["step"])
+        observed = {**self.observe(prior, batch["step"]), "step": batch["step"]}
         return losses.l1_reconstruction_loss(self.generate(generator, observed, training=True), prior,
                                              weights=self.hidden_weights(observed))
 
