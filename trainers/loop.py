@@ -206,8 +206,8 @@ class Trainer:
         with tf.GradientTape() as tape:
             fake = task.generate(G, batch, training=True)
             with tape.stop_recording():
-                fake_view = task.discriminator_view(tf.nest.map_structure(tf.stop_gradient, fake), batch, real=False)
-                out["d_loss"] = self._discriminator_steps(real, fake_view, batch, out)
+                detached = task.discriminator_view(tf.nest.map_structure(tf.stop_gradient, fake), batch, real=False)
+                out["d_loss"] = self._discriminator_steps(real, detached, batch, out)
             terms = task.losses(batch, fake)
             if cfg.prior_cycle_weight > 0:
                 terms["prior_cycle"] = task.prior_cycle_loss(G, batch)
