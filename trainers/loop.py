@@ -205,13 +205,13 @@ class Trainer:
         real = task.discriminator_view(task.real_factors(batch), batch, real=True)  # fixed for the whole step
         with tf.GradientTape() as tape:
             fake = task.generate(G, batch, training=True)
+            fake_view = task.discriminator_view(fake, batch, real=False)
             with tape.stop_recording():
-                detached = task.discriminator_view(tf.nest.map_structure(tf.stop_gradient, fake), batch, real=False)
+                detached = tf.nest.map_structure(tf.stop_gradient, fake_view)
                 out["d_loss"] = self._discriminator_steps(real, detached, batch, out)
             terms = task.losses(batch, fake)
             if cfg.prior_cycle_weight > 0:
                 terms["prior_cycle"] = task.prior_cycle_loss(G, batch)
-            fake_view = task.discriminator_view(fake, batch, real=False)
             noisy_view = self._instance_noise(fake_view, batch["step"], 2 * cfg.d_steps)
             adv = self.gen_loss_fn(tf.cast(D(noisy_view, training=True), tf.float32))
             if self.d_features is not None:

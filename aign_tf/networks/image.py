@@ -68,11 +68,11 @@ def unet_generator(image_size: int, in_channels: int, base_filters: int = 32, de
     if noise:
         inputs["noise"] = keras.Input((image_size, image_size, 1), name="noise")
 
-    def conv_relu(x, filters, name, resolution_stride, strides=1):
-        """3x3 conv + ReLU, with the noise added before the ReLU when the generator has noise inputs."""
+    def conv_relu(x, filters, name, resolution_stride):
+        """3x3 stride-1 conv + ReLU, with the noise added before the ReLU when the generator has noise inputs."""
         if not noise:
-            return _conv(filters, 3, strides, dtype_policy, name, "relu")(x)
-        x = _conv(filters, 3, strides, dtype_policy, name)(x)
+            return _conv(filters, 3, 1, dtype_policy, name, "relu")(x)
+        x = _conv(filters, 3, 1, dtype_policy, name)(x)
         x = NoiseInjection(resolution_stride, dtype=dtype_policy, name=f"{name}_noise")([x, inputs["noise"]])
         return layers.ReLU(dtype=dtype_policy, name=f"{name}_relu")(x)
 
