@@ -84,6 +84,9 @@ flags.DEFINE_float("feature_matching_weight", 0.0, "Weight of feature matching: 
 flags.DEFINE_float("instance_noise", None, "Stddev of Gaussian noise added to everything the discriminator sees "
                    "(real and generated), falling linearly to 0 at --steps (instance noise, Sonderby et al. 2017); "
                    "0 = off; " + _default_help("instance_noise") + ".")
+flags.DEFINE_string("diff_augment", "", "Image tasks: differentiable augmentations of everything the discriminator "
+                    "sees, real and generated, in its updates and the generator's (DiffAugment, Zhao et al. 2020): "
+                    "comma-separated from color, translation, cutout; empty = off.")
 flags.DEFINE_float("gp_weight", 10.0, "WGAN-GP gradient-penalty weight.")
 flags.DEFINE_float("r1_weight", 0.0, "R1 penalty weight (gradient of D on real samples, Mescheder et al. 2018); "
                    "0 = off.")
@@ -155,7 +158,7 @@ def train_config(flags):
     return TrainConfig(
         steps=flags.steps, batch_size=flags.batch_size, seed=flags.seed, adversarial_loss=flags.adversarial_loss,
         d_steps=flags.d_steps, fake_pool=flags.fake_pool, feature_matching_weight=flags.feature_matching_weight,
-        instance_noise=flags.instance_noise,
+        instance_noise=flags.instance_noise, diff_augment=flags.diff_augment,
         gp_weight=flags.gp_weight, r1_weight=flags.r1_weight,
         reconstruction_weight=flags.reconstruction_weight,
         adversarial_weight=flags.adversarial_weight, supervised_weight=flags.supervised_weight,

@@ -108,6 +108,8 @@ def test_short_training_evaluate_and_serve(pose_splits, tmp_path):
     assert out["pose_3d"].shape == (3, 17, 3) and out["rotation"].shape == (3, 3, 3)
     assert out["translation"].shape == (3, 3)
     default = task.serve(trainer.eval_generator, joints_2d=test.joints_2d[:3])
+    with pytest.raises(ValueError, match="--diff_augment=cutout: task 'pose3d' has no image discriminator"):
+        Trainer(task, TrainConfig(diff_augment="cutout"), str(tmp_path / "augmented"))
     assert set(default) == set(out) and default["pose_3d"].shape == (3, 17, 3)
     inputs = {"joints_2d": test.joints_2d[:3], "confidence": test.confidence[:3], "focal": test.focal[:3]}
     assert task.prediction_figure(inputs, {k: v.numpy() for k, v in out.items()}).shape == (3 * 128, 2 * 128, 3)

@@ -160,6 +160,22 @@ def test_instance_noise_anneals_to_zero_is_reproducible_and_trains_under_xla(tmp
         _trainer(tmp_path, tiny_splits, instance_noise=-0.1)
 
 
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_diff_augment_draws_per_stream_and_step_and_trains_under_xla(tmp_path, tiny_splits, precision):
+    trainer = _trainer(tmp_path, tiny_splits, precision=precision, diff_augment="color,translation,cutout",
+                       jit_compile=True, steps=2)
+    x = tf.random.stateless_uniform([4, 8, 8, 3], [1, 2])
+
+    def seen(step, stream):
+        return trainer._discriminator_input(x, tf.constant(step, tf.int64), stream).numpy()
+
+    np.testing.assert_array_equal(seen(1, 0), seen(1, 0))
+    assert not np.array_equal(seen(1, 0), seen(1, 1)) and not np.array_equal(seen(1, 0), seen(2, 0))
+    assert trainer.train() == 2
+    with pytest.raises(ValueError, match="unknown transform"):
+        _trainer(tmp_path, tiny_splits, diff_augment="colour")
+
+
 @pytest.mark.parametrize("precision", ["float32", "mixed_float16"])
 def test_generator_noise_lives_in_the_hole_is_stateless_and_trains_under_xla(tmp_path, tiny_splits, precision):
     trainer = _trainer(tmp_path, tiny_splits, precision=precision, task_kwargs={"generator_noise": True, "seed": 4},

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from aign_tf import augment
 from aign_tf import losses as losses_lib
 from trainers.fake_pool import FakePool
 
@@ -44,6 +45,7 @@ class TrainConfig:
     fake_pool: int = 0  # generated samples kept for the discriminator (0 = off)
     feature_matching_weight: float = 0.0
     instance_noise: float = 0.0  # stddev of Gaussian noise on the discriminator's inputs at step 0 (0 = off)
+    diff_augment: str = ""  # DiffAugment transforms on the discriminator's inputs, e.g. "translation,cutout"
     g_learning_rate: float = 2e-4
     d_learning_rate: float = 2e-4
     beta_1: float = 0.5
@@ -64,6 +66,7 @@ class TrainConfig:
         if self.fake_pool and self.fake_pool < self.batch_size:
             raise ValueError(f"--fake_pool={self.fake_pool} must be 0 (off) or at least --batch_size="
                              f"{self.batch_size}")
+        augment.validate_policy(self.diff_augment)
         for name in ("prior_cycle_weight", "feature_matching_weight", "instance_noise"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name}={getattr(self, name)} must be >= 0")
@@ -109,6 +112,9 @@ class Trainer:
         if config.prior_cycle_weight > 0 and not task.has_prior_cycle:
             raise ValueError(f"--prior_cycle_weight={config.prior_cycle_weight}: task {task.name!r} has no prior "
                              "cycle term; use 0")
+        if config.diff_augment and len(getattr(task.discriminator.input, "shape", ())) != 4:
+            raise ValueError(f"--diff_augment={config.diff_augment}: task {task.name!r} has no image discriminator; "
+                             "leave it empty")
         self.task, self.config, self.run_dir, self.log = task, config, run_dir, log
         self.gen_loss_fn, self.disc_loss_fn = losses_lib.ADVERSARIAL_LOSSES[config.adversarial_loss]
         self.g_opt = _optimizer(config.g_learning_rate, config.beta_1, config.mixed_precision)
@@ -172,6 +178,15 @@ class Trainer:
         noise = tf.random.stateless_normal(tf.shape(x), seed, dtype=tf.float32)
         return x + tf.cast(cfg.instance_noise * fraction_left * noise, x.dtype)
 
+    def _discriminator_input(self, x: tf.Tensor, step: tf.Tensor, stream: int) -> tf.Tensor:
+        """What the discriminator sees of ``x``: DiffAugment's transforms (``diff_augment``, drawn statelessly
+        from (seed, step, stream)), then instance noise."""
+        if self.config.diff_augment:
+            key = tf.random.experimental.stateless_fold_in(
+                tf.stack([tf.constant(self.config.seed, tf.int64), step]), 7000 + stream)
+            x = augment.diff_augment(x, key, self.config.diff_augment)
+        return self._instance_noise(x, step, stream)
+
     def _discriminator_steps(self, real, fake, batch, out):
         """``d_steps`` updates of the discriminator on the same real and generated views (the generator does
         not change between them); returns the last loss. ``fake`` carries no gradient to the generator."""
@@ -179,9 +194,9 @@ class Trainer:
         for i in range(cfg.d_steps):
             with tf.GradientTape() as tape:
                 fake_i = fake if self.fake_pool is None else self.fake_pool.query(fake, batch["step"] * cfg.d_steps + i)
-                real_logits = tf.cast(D(self._instance_noise(real, batch["step"], 2 * i), training=True), tf.float32)
-                fake_logits = tf.cast(D(self._instance_noise(fake_i, batch["step"], 2 * i + 1), training=True),
-                                      tf.float32)
+                see = lambda x, stream: tf.cast(  # noqa: E731
+                    D(self._discriminator_input(x, batch["step"], stream), training=True), tf.float32)
+                real_logits, fake_logits = see(real, 2 * i), see(fake_i, 2 * i + 1)
                 d_loss = self.disc_loss_fn(real_logits, fake_logits)
                 if cfg.adversarial_loss == "wgan_gp":
                     seed = tf.stack([tf.cast(cfg.seed + 3, tf.int64), batch["step"]])
@@ -212,7 +227,7 @@ class Trainer:
             terms = task.losses(batch, fake)
             if cfg.prior_cycle_weight > 0:
                 terms["prior_cycle"] = task.prior_cycle_loss(G, batch)
-            noisy_view = self._instance_noise(fake_view, batch["step"], 2 * cfg.d_steps)
+            noisy_view = self._discriminator_input(fake_view, batch["step"], 2 * cfg.d_steps)
             adv = self.gen_loss_fn(tf.cast(D(noisy_view, training=True), tf.float32))
             if self.d_features is not None:
                 terms["feature_matching"] = losses_lib.feature_matching_loss(
