@@ -227,8 +227,8 @@ class Trainer:
             terms = task.losses(batch, fake)
             if cfg.prior_cycle_weight > 0:
                 terms["prior_cycle"] = task.prior_cycle_loss(G, batch)
-            noisy_view = self._discriminator_input(fake_view, batch["step"], 2 * cfg.d_steps)
-            adv = self.gen_loss_fn(tf.cast(D(noisy_view, training=True), tf.float32))
+            seen_view = self._discriminator_input(fake_view, batch["step"], 2 * cfg.d_steps)
+            adv = self.gen_loss_fn(tf.cast(D(seen_view, training=True), tf.float32))
             if self.d_features is not None:
                 terms["feature_matching"] = losses_lib.feature_matching_loss(
                     self.d_features(real, training=True), self.d_features(fake_view, training=True))
