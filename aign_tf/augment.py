@@ -17,22 +17,21 @@ import tensorflow as tf
 POLICIES = ("color", "translation", "cutout")
 
 
-def _uniform(seed: tf.Tensor, salt: int, batch: tf.Tensor, dtype, shape=()) -> tf.Tensor:
-    """[B, 1, 1, 1] (or [B, *shape]) uniform in [0, 1), one draw per image."""
+def _uniform(seed: tf.Tensor, salt: int, batch: tf.Tensor, dtype, ones: int) -> tf.Tensor:
+    """[B] + [1] * ``ones`` uniform in [0, 1), one draw per image."""
     key = tf.random.experimental.stateless_fold_in(seed, salt)
-    full = tf.concat([[batch], tf.constant(shape, tf.int32)], 0) if shape else tf.stack([batch, 1, 1, 1])
-    return tf.cast(tf.random.stateless_uniform(full, key), dtype)
+    return tf.cast(tf.random.stateless_uniform(tf.stack([batch] + [1] * ones), key), dtype)
 
 
 def color(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     """Brightness shift in [-0.25, 0.25), saturation scale in [0, 2) and contrast scale in [0.5, 1.5) per image
     (DiffAugment's colour policy; its ranges on [-1, 1] images mapped to [0, 1])."""
     b = tf.shape(images)[0]
-    x = images + (_uniform(seed, 0, b, images.dtype) - 0.5) * 0.5
+    x = images + (_uniform(seed, 0, b, images.dtype, 3) - 0.5) * 0.5
     grey = tf.reduce_mean(x, axis=-1, keepdims=True)
-    x = (x - grey) * (_uniform(seed, 1, b, images.dtype) * 2.0) + grey
+    x = (x - grey) * (_uniform(seed, 1, b, images.dtype, 3) * 2.0) + grey
     mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
-    return (x - mean) * (_uniform(seed, 2, b, images.dtype) + 0.5) + mean
+    return (x - mean) * (_uniform(seed, 2, b, images.dtype, 3) + 0.5) + mean
 
 
 def translation(images: tf.Tensor, seed: tf.Tensor, ratio: float = 0.125) -> tf.Tensor:
@@ -44,7 +43,7 @@ def translation(images: tf.Tensor, seed: tf.Tensor, ratio: float = 0.125) -> tf.
     shifts = []
     for salt, side in ((3, h), (4, w)):
         reach = int(side * ratio + 0.5)
-        u = _uniform(seed, salt, b, tf.float32, shape=(1,))  # [B, 1]
+        u = _uniform(seed, salt, b, tf.float32, 1)  # [B, 1]
         shift = tf.cast(tf.floor(u * (2 * reach + 1)), tf.int32) - reach
         shifts.append(tf.clip_by_value(tf.range(side)[None, :] - shift, 0, side - 1))  # [B, side]
     rows, cols = shifts
@@ -60,7 +59,7 @@ def cutout(images: tf.Tensor, seed: tf.Tensor, ratio: float = 0.5) -> tf.Tensor:
     masks = []
     for salt, side in ((5, h), (6, w)):
         size = int(side * ratio + 0.5)
-        centre = tf.floor(_uniform(seed, salt, b, tf.float32, shape=(1,)) * (side + 1 - size % 2))  # [B, 1]
+        centre = tf.floor(_uniform(seed, salt, b, tf.float32, 1) * (side + 1 - size % 2))  # [B, 1]
         start = centre - size // 2
         pos = tf.cast(tf.range(side), tf.float32)[None, :]
         masks.append(tf.cast((pos >= start) & (pos < start + size), images.dtype))  # [B, side]
