@@ -35,3 +35,17 @@ def test_the_same_data_trains_the_same_probe(tmp_path):
                                   epochs=2, batch_size=16, log=lambda *_: None) for name in ("a", "b")]
     for w_a, w_b in zip(probes[0].model.get_weights(), probes[1].model.get_weights(), strict=True):
         np.testing.assert_array_equal(w_a, w_b)
+
+
+def test_occlude_adds_noise_over_the_content_in_a_third_of_the_patches():
+    """Two of the six artefact kinds keep the box's own content under additive noise (a probe must not read noise
+    over a mouth as stubble); the other four replace it."""
+    cells = (np.arange(32)[:, None] // 2 + np.arange(32)[None, :] // 2) % 2  # 2x2-pixel checks, std 0.3
+    images = tf.broadcast_to(tf.constant(0.2 + 0.6 * cells, tf.float32)[None, :, :, None], [300, 32, 32, 3])
+    out = occlude(images, [7, 8], rate=1.0).numpy()
+    kept = 0
+    for o, x in zip(out, images.numpy(), strict=True):
+        inside = np.any(o != x, axis=-1)
+        patch = o[inside].ravel()
+        kept += patch.std() > 0 and np.corrcoef(patch, x[inside].ravel())[0, 1] > 0.5
+    assert 0.22 * len(out) <= kept <= 0.45 * len(out)
