@@ -77,6 +77,9 @@ flags.DEFINE_float("supervised_weight", 10.0, "Weight of the paired-supervision 
 flags.DEFINE_float("prior_cycle_weight", 0.0, "Weight of the prior cycle: L1 between prior samples and the "
                    "generator's output from their rendering (CycleGAN's backward cycle with the renderer as the "
                    "fixed forward map; uses only the unpaired prior). Face tasks.")
+flags.DEFINE_float("negative_weight", 0.0, "Face tasks with a --bias that excludes faces: the discriminator also "
+                   "learns to reject the excluded faces (Rumi-GAN negatives), which take this share of its 'fake' "
+                   "side; in [0, 1), 0 = off.")
 flags.DEFINE_integer("fake_pool", 0, "Generated samples kept in a history the discriminator also trains on "
                      "(SimGAN / CycleGAN image pool, e.g. 50); 0 = off.")
 flags.DEFINE_float("feature_matching_weight", 0.0, "Weight of feature matching: the generator matches the batch "
@@ -147,8 +150,8 @@ def task_config(flags):
                           prior_dir=flags.prior_dir, g_filters=flags.g_filters, d_filters=flags.d_filters,
                           spectral_norm=flags.spectral_norm, generator_noise=flags.generator_noise,
                           seed=flags.seed, dtype_policy=flags.mixed_precision,
-                          paired_fraction=flags.paired_fraction, eval_images=flags.eval_images,
-                          data_seed=flags.data_seed, cache_dir=flags.cache_dir)
+                          paired_fraction=flags.paired_fraction, negatives=flags.negative_weight > 0,
+                          eval_images=flags.eval_images, data_seed=flags.data_seed, cache_dir=flags.cache_dir)
 
 
 def train_config(flags):
@@ -162,7 +165,7 @@ def train_config(flags):
         gp_weight=flags.gp_weight, r1_weight=flags.r1_weight,
         reconstruction_weight=flags.reconstruction_weight,
         adversarial_weight=flags.adversarial_weight, supervised_weight=flags.supervised_weight,
-        prior_cycle_weight=flags.prior_cycle_weight,
+        prior_cycle_weight=flags.prior_cycle_weight, negative_weight=flags.negative_weight,
         g_learning_rate=flags.g_learning_rate, d_learning_rate=flags.d_learning_rate, ema_decay=flags.ema_decay,
         mixed_precision=flags.mixed_precision, jit_compile=flags.jit_compile,
         checkpoint_every=flags.checkpoint_every, log_every=flags.log_every, image_every=flags.image_every)

@@ -15,10 +15,11 @@ def _prepare(images, step):
 def test_batches_depend_only_on_seed_and_step():
     obs = np.random.default_rng(0).integers(0, 255, (50, 8, 8, 3), dtype=np.uint8)
     prior = obs[:10]
-    full = list(step_batches(obs, prior, 4, seed=7, start_step=0, prepare=_prepare).take(6))
-    resumed = list(step_batches(obs, prior, 4, seed=7, start_step=3, prepare=_prepare).take(3))
+    negatives = obs[10:20]
+    full = list(step_batches(obs, prior, 4, seed=7, start_step=0, prepare=_prepare, negatives=negatives).take(6))
+    resumed = list(step_batches(obs, prior, 4, seed=7, start_step=3, prepare=_prepare, negatives=negatives).take(3))
     for a, b in zip(full[3:], resumed, strict=True):
-        for key in ("observation", "prior", "step"):
+        for key in ("observation", "prior", "negative", "step"):
             np.testing.assert_array_equal(a[key].numpy(), b[key].numpy())
     other = next(iter(step_batches(obs, prior, 4, seed=8, start_step=0, prepare=_prepare)))
     assert not np.array_equal(other["observation"].numpy(), full[0]["observation"].numpy())
@@ -28,6 +29,8 @@ def test_empty_prior_is_a_clear_error():
     obs = np.zeros((5, 8, 8, 3), np.uint8)
     with pytest.raises(ValueError, match="0 prior images"):
         step_batches(obs, obs[:0], 2, 0, 0, _prepare)
+    with pytest.raises(ValueError, match="the negative collection is empty"):
+        step_batches(obs, obs, 2, 0, 0, _prepare, negatives=obs[:0])
 
 
 def test_observation_and_prior_halves_are_disjoint_and_biased(tiny_splits):

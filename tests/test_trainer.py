@@ -14,8 +14,9 @@ def _trainer(tmp_path, splits, task_cls=InpaintTask, precision="float32", task_k
     import keras
 
     keras.utils.set_random_seed(0)
-    task = task_cls(FaceTaskConfig(image_size=TINY, bias="none", dtype_policy=precision, g_filters=8,
-                                   d_filters=8, **(task_kwargs or {})), splits, log=lambda *_: None)
+    task_kwargs = {"bias": "none", **(task_kwargs or {})}
+    task = task_cls(FaceTaskConfig(image_size=TINY, dtype_policy=precision, g_filters=8, d_filters=8, **task_kwargs),
+                    splits, log=lambda *_: None)
     cfg = dict(steps=3, batch_size=4, mixed_precision=precision, jit_compile=False, checkpoint_every=1,
                log_every=1, image_every=2)
     cfg.update(train_kwargs)
@@ -197,3 +198,42 @@ def test_generator_noise_lives_in_the_hole_is_stateless_and_trains_under_xla(tmp
     strengths = [v for v in task.generator.trainable_variables if "strength" in v.path]
     assert len(strengths) == 7  # the bottleneck and two per decoder level (depth 3)
     assert any(float(tf.reduce_max(tf.abs(v))) > 0 for v in strengths)
+
+
+def test_negatives_are_the_faces_the_bias_excludes_and_take_a_share_of_the_fake_side(tmp_path, tiny_splits):
+    trainer = _trainer(tmp_path, tiny_splits, task_kwargs=dict(bias="male", negatives=True), negative_weight=0.25,
+                       d_learning_rate=0.0)
+    task = trainer.task
+    male = list(tiny_splits.train.attribute_names).index("Male")
+    pool = len(task.prior) + len(task.negatives)
+    assert len(task.negatives) > 0 and pool == len(tiny_splits.train) - len(task.observations)
+    batch = next(iter(task.train_dataset(4, 0, 0)))
+    negative = np.round(batch["negative"].numpy() * 255).astype(np.uint8)
+    excluded = {image.tobytes() for image in task.negatives}
+    assert all(image.tobytes() in excluded for image in negative)
+    labels = {image.tobytes(): label for image, label in zip(tiny_splits.train.images, tiny_splits.train.labels,
+                                                              strict=True)}
+    assert not any(labels[image.tobytes()][male] > 0 for image in negative)  # no man among the negatives
+
+    view = lambda x, real: task.discriminator_view(x, batch, real=real)  # noqa: E731
+    real, neg = view(batch["prior"], True), view(batch["negative"], True)
+    fake = view(task.generate(task.generator, batch, training=True), False)
+    D = lambda x: task.discriminator(x, training=True)  # noqa: E731
+    loss = trainer.disc_loss_fn
+    expected = 0.75 * loss(D(real), D(fake)) + 0.25 * loss(D(real), D(neg))
+    np.testing.assert_allclose(float(trainer._discriminator_steps(real, fake, neg, batch, {})), float(expected),
+                               rtol=1e-5)
+    out = trainer._train_step(batch)
+    assert all(np.isfinite(float(v)) for v in out.values())
+
+
+def test_negatives_need_a_bias_that_excludes_faces_and_a_weight_below_one(tmp_path, tiny_splits):
+    with pytest.raises(ValueError, match="--negative_weight needs a --bias that excludes some faces.*'none' selected "
+                                         "all 40 prior-pool images"):
+        InpaintTask(FaceTaskConfig(image_size=TINY, bias="none", negatives=True, g_filters=8, d_filters=8),
+                    tiny_splits, log=lambda *_: None)
+    with pytest.raises(ValueError, match="--negative_weight=1.0 must be in"):
+        _trainer(tmp_path, tiny_splits, negative_weight=1.0)
+    trainer = _trainer(tmp_path, tiny_splits, negative_weight=0.5)  # bias none: its batches carry no negatives
+    with pytest.raises(ValueError, match="task 'inpaint' gives no negatives"):
+        trainer._train_step(next(iter(trainer.task.train_dataset(4, 0, 0))))

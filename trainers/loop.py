@@ -42,6 +42,7 @@ class TrainConfig:
     adversarial_weight: float = 1.0
     supervised_weight: float = 10.0
     prior_cycle_weight: float = 0.0
+    negative_weight: float = 0.0  # share of the discriminator's "fake" side given to the prior's negatives
     fake_pool: int = 0  # generated samples kept for the discriminator (0 = off)
     feature_matching_weight: float = 0.0
     instance_noise: float = 0.0  # stddev of Gaussian noise on the discriminator's inputs at step 0 (0 = off)
@@ -67,6 +68,8 @@ class TrainConfig:
             raise ValueError(f"--fake_pool={self.fake_pool} must be 0 (off) or at least --batch_size="
                              f"{self.batch_size}")
         augment.validate_policy(self.diff_augment)
+        if not 0.0 <= self.negative_weight < 1.0:
+            raise ValueError(f"--negative_weight={self.negative_weight} must be in [0, 1)")
         for name in ("prior_cycle_weight", "feature_matching_weight", "instance_noise"):
             if getattr(self, name) < 0:
                 raise ValueError(f"--{name}={getattr(self, name)} must be >= 0")
@@ -187,9 +190,12 @@ class Trainer:
             x = augment.diff_augment(x, key, self.config.diff_augment)
         return self._instance_noise(x, step, stream)
 
-    def _discriminator_steps(self, real, fake, batch, out):
+    def _discriminator_steps(self, real, fake, negative, batch, out):
         """``d_steps`` updates of the discriminator on the same real and generated views (the generator does
-        not change between them); returns the last loss. ``fake`` carries no gradient to the generator."""
+        not change between them); returns the last loss. ``fake`` carries no gradient to the generator.
+        With ``negative`` (views of real factors the prior excludes) the loss is
+        ``(1 - w) * L(real, fake) + w * L(real, negative)``, w = ``negative_weight``: the negatives take a
+        share w of the fake side (Rumi-GAN, Asokan & Seelamantula 2020, "Teaching a GAN What Not to Learn")."""
         cfg, D = self.config, self.task.discriminator
         for i in range(cfg.d_steps):
             with tf.GradientTape() as tape:
@@ -198,6 +204,9 @@ class Trainer:
                     D(self._discriminator_input(x, batch["step"], stream), training=True), tf.float32)
                 real_logits, fake_logits = see(real, 2 * i), see(fake_i, 2 * i + 1)
                 d_loss = self.disc_loss_fn(real_logits, fake_logits)
+                if negative is not None:
+                    w = cfg.negative_weight
+                    d_loss = (1.0 - w) * d_loss + w * self.disc_loss_fn(real_logits, see(negative, 100 + i))
                 if cfg.adversarial_loss == "wgan_gp":
                     seed = tf.stack([tf.cast(cfg.seed + 3, tf.int64), batch["step"]])
                     gp = losses_lib.gradient_penalty(lambda x: D(x, training=True), real, fake_i, seed)
@@ -218,12 +227,19 @@ class Trainer:
         G, D = task.generator, task.discriminator
         out = {}
         real = task.discriminator_view(task.real_factors(batch), batch, real=True)  # fixed for the whole step
+        negative = None
+        if cfg.negative_weight > 0:
+            negative = task.negative_factors(batch)
+            if negative is None:
+                raise ValueError(f"--negative_weight={cfg.negative_weight}: task {task.name!r} gives no negatives "
+                                 "(face tasks with a --bias that excludes faces do)")
+            negative = task.discriminator_view(negative, batch, real=True)
         with tf.GradientTape() as tape:
             fake = task.generate(G, batch, training=True)
             fake_view = task.discriminator_view(fake, batch, real=False)
             with tape.stop_recording():
                 detached = tf.nest.map_structure(tf.stop_gradient, fake_view)
-                out["d_loss"] = self._discriminator_steps(real, detached, batch, out)
+                out["d_loss"] = self._discriminator_steps(real, detached, negative, batch, out)
             terms = task.losses(batch, fake)
             if cfg.prior_cycle_weight > 0:
                 terms["prior_cycle"] = task.prior_cycle_loss(G, batch)

@@ -99,7 +99,7 @@ def load_face_splits(data_dir: str | None, image_size: int, cache_dir: str, data
 
 
 def step_batches(observations: np.ndarray, prior: np.ndarray, batch_size: int, seed: int, start_step: int,
-                 prepare, paired: np.ndarray | None = None) -> tf.data.Dataset:
+                 prepare, paired: np.ndarray | None = None, negatives: np.ndarray | None = None) -> tf.data.Dataset:
     """Step-indexed batches: batch k draws ``batch_size`` observation indices and ``batch_size`` prior
     indices (uniformly, with replacement) from stateless RNGs seeded by (seed, k), so the stream depends
     only on (seed, k) and resuming at step k reproduces it exactly.
@@ -110,6 +110,8 @@ def step_batches(observations: np.ndarray, prior: np.ndarray, batch_size: int, s
     prepare: ``fn(images float32 [B, S, S, 3], step int64) -> dict`` run in the pipeline (parallel, off the
       training thread), e.g. to render the observation.
     paired: optional bool [N]: which observations carry their ground truth for the supervised term.
+    negatives: optional uint8 [K, S', S', 3] images the bias excludes; batches then also hold ``"negative"``
+      float32 [B, S', S', 3], drawn like the prior sample.
     Yields dicts with the keys of ``prepare`` plus ``"prior"`` float32 [B, S', S', 3] in [0, 1],
     ``"paired"`` float32 [B] and ``"step"`` int64.
     """
@@ -120,6 +122,10 @@ def step_batches(observations: np.ndarray, prior: np.ndarray, batch_size: int, s
     prior_t = tf.constant(prior)
     paired_t = tf.constant(np.zeros(len(observations), np.float32) if paired is None else paired.astype(np.float32))
     n_obs, n_prior = len(observations), len(prior)
+    if negatives is not None:
+        if len(negatives) == 0:
+            raise ValueError("the negative collection is empty: the bias excludes no image")
+        negatives_t = tf.constant(negatives)
 
     def make(step):
         obs_idx = tf.random.stateless_uniform([batch_size], [seed, step], maxval=n_obs, dtype=tf.int64)
@@ -128,6 +134,9 @@ def step_batches(observations: np.ndarray, prior: np.ndarray, batch_size: int, s
         batch = dict(prepare(images, step))
         batch["prior"] = tf.cast(tf.gather(prior_t, prior_idx), tf.float32) / 255.0
         batch["paired"] = tf.gather(paired_t, obs_idx)
+        if negatives is not None:
+            neg_idx = tf.random.stateless_uniform([batch_size], [seed + 4, step], maxval=len(negatives), dtype=tf.int64)
+            batch["negative"] = tf.cast(tf.gather(negatives_t, neg_idx), tf.float32) / 255.0
         batch["step"] = step
         return batch
 

@@ -59,6 +59,12 @@ class Task(abc.ABC):
         """The discriminator's real sample (from the unpaired prior collection)."""
         return batch["prior"]
 
+    def negative_factors(self, batch: Batch) -> tf.Tensor | None:
+        """Real factors the prior collection excludes (the faces the bias leaves out), which the discriminator
+        learns to reject beside the generated ones (Rumi-GAN, Asokan & Seelamantula 2020); None when the batch
+        carries none."""
+        return batch.get("negative")
+
     def discriminator_view(self, factors: tf.Tensor, batch: Batch, real: bool) -> tf.Tensor:
         """What the discriminator sees of real (``real=True``: from the prior) or predicted factors (default:
         all of them). A task may restrict it to the part the generator is responsible for."""

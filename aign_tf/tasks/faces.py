@@ -39,6 +39,7 @@ class FaceTaskConfig:
     seed: int = 0  # the run's seed: keys the generator's noise
     dtype_policy: str = "float32"
     paired_fraction: float = 0.0
+    negatives: bool = False  # batches also carry faces the bias excludes (for the discriminator's negative term)
     eval_images: int = 1000
     data_seed: int = 0
     cache_dir: str = "datasets/cache"
@@ -107,6 +108,15 @@ class FaceTask(Task):
             self.prior = pool.images[chosen]
             self.prior_description = (f"{len(chosen)} of {len(pool)} prior-pool images selected by "
                                       f"--bias={config.bias!r}")
+        self.negatives = None
+        if config.negatives:
+            if config.prior_dir or len(chosen) == len(pool):
+                raise ValueError("--negative_weight needs a --bias that excludes some faces (the excluded ones are "
+                                 f"the negatives); --bias={config.bias!r}"
+                                 + (f" with --prior_dir={config.prior_dir}" if config.prior_dir else
+                                    f" selected all {len(pool)} prior-pool images"))
+            self.negatives = np.delete(pool.images, chosen, axis=0)
+            self.prior_description += f"; {len(self.negatives)} excluded faces are the negatives"
         n_paired = int(round(config.paired_fraction * len(self.observations)))
         self.paired = np.zeros(len(self.observations), bool)
         self.paired[rng.permutation(len(self.observations))[:n_paired]] = True
@@ -143,7 +153,7 @@ class FaceTask(Task):
             return out
 
         return step_batches(self.observations.images, self.prior, batch_size, seed, start_step, prepare,
-                            paired=self.paired)
+                            paired=self.paired, negatives=self.negatives)
 
     def generate(self, generator: keras.Model, batch: Batch, training: bool) -> tf.Tensor:
         inputs = self.generator_inputs(batch)
