@@ -329,3 +329,23 @@ ADVERSARIAL_LOSSES: dict[str, tuple[Callable[..., tf.Tensor], Callable[..., tf.T
     # The trainer adds gp_weight * gradient_penalty(...) to the critic loss.
     "wgan_gp": (wasserstein_generator_loss, wasserstein_discriminator_loss),
 }
+
+
+def load_balancing_loss(logits, chosen) -> tf.Tensor:
+    """Load-balancing term of a hard choice among K options (Switch Transformer, Fedus et al. 2022, eq. 4):
+    ``K * sum_k f_k * P_k``, with f_k the fraction of the batch that chose option k (no gradient) and P_k the
+    batch mean of softmax(logits)[k]. It is 1 when the choices are spread evenly and up to K when every example
+    takes one option; its gradient lowers the probability of the options chosen most often.
+
+    Args:
+      logits: `[B, K]` choice logits.
+      chosen: `[B]` integer index of each example's choice.
+
+    Returns:
+      Scalar float32.
+    """
+    logits = _logits_float32(logits, "logits")
+    k = logits.shape[-1]
+    fraction = tf.reduce_mean(tf.one_hot(chosen, k, dtype=tf.float32), axis=0)
+    probability = tf.reduce_mean(tf.nn.softmax(logits, axis=-1), axis=0)
+    return float(k) * tf.reduce_sum(tf.stop_gradient(fraction) * probability)

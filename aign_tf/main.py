@@ -35,6 +35,7 @@ TASK_DEFAULTS = {
     "eval_images": {"inpaint": 1000, "superres": 1000, "pose3d": 2000},
     "instance_noise": {"inpaint": 0.1, "superres": 0.0, "pose3d": 0.0},
     "generator_noise": {"inpaint": True, "superres": False, "pose3d": False},
+    "exemplars": {"inpaint": 256, "superres": 0, "pose3d": 0},
 }
 
 
@@ -103,6 +104,12 @@ flags.DEFINE_bool("generator_noise", None, "Face tasks: per-pixel Gaussian noise
                   "bottleneck and decoder where the observation is silent (the hole; every pixel for superres), "
                   "with learned per-channel strengths (StyleGAN's noise inputs): a source of stochastic detail; "
                   + _default_help("generator_noise") + ".")
+flags.DEFINE_integer("exemplars", None, "Face tasks: the generator picks one of this many prior faces per input "
+                     "(all of them if the prior holds fewer; a learned choice, straight-through Gumbel-softmax): "
+                     "inpainting fills the hole with its hole, super-resolution adds its detail; 0 = off; "
+                     + _default_help("exemplars") + ".")
+flags.DEFINE_float("exemplar_balance", 0.0, "With --exemplars: weight of a load-balancing term on the choice "
+                   "(Switch Transformer's: lowers the probability of the faces chosen most often in a batch); 0 = off.")
 flags.DEFINE_bool("spectral_norm", False, "Spectral normalisation in the discriminator.")
 flags.DEFINE_integer("checkpoint_every", 250, "Checkpoint interval in steps.")
 flags.DEFINE_integer("log_every", 25, "Progress/TensorBoard scalar interval in steps.")
@@ -151,7 +158,9 @@ def task_config(flags):
                           spectral_norm=flags.spectral_norm, generator_noise=flags.generator_noise,
                           seed=flags.seed, dtype_policy=flags.mixed_precision,
                           paired_fraction=flags.paired_fraction, negatives=flags.negative_weight > 0,
-                          eval_images=flags.eval_images, data_seed=flags.data_seed, cache_dir=flags.cache_dir)
+                          exemplars=flags.exemplars, exemplar_balance=flags.exemplar_balance,
+                          eval_images=flags.eval_images, data_seed=flags.data_seed,
+                          cache_dir=flags.cache_dir)
 
 
 def train_config(flags):
@@ -277,6 +286,9 @@ def format_eval_table(result: dict) -> str:
              f"  consistency PSNR render(output) vs input: {result['consistency_psnr_db']:.2f} dB",
              f"  PSNR / SSIM vs true faces:                {result['psnr_vs_truth_db']:.2f} dB / "
              f"{result['ssim_vs_truth']:.3f}"]
+    if "exemplars_used" in result:
+        lines.append(f"  exemplars used: {result['exemplars_used']} (the most used by "
+                     f"{100 * result['exemplar_top_share']:.1f} % of the inputs)")
     if "attributes" in result:
         lines.append(f"  {'attribute':<12} {'rate(outputs)':>13} {'rate(true)':>10} {'shift':>7} {'probe acc':>9}")
         for name, a in result["attributes"].items():

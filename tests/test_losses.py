@@ -286,3 +286,16 @@ def test_feature_matching_compares_batch_means_and_only_moves_the_fakes():
     assert float(loss) == pytest.approx((1.0 + 4.0) / 2)
     assert tape.gradient(loss, real) is None
     np.testing.assert_allclose(tape.gradient(loss, fake).numpy(), [[-1 / 3, -2 / 3]] * 3, rtol=1e-6)
+
+
+def test_load_balancing_loss_is_one_when_spread_and_k_when_collapsed():
+    k = 4
+    spread = losses.load_balancing_loss(tf.zeros([k, k]), tf.range(k))
+    np.testing.assert_allclose(float(spread), 1.0, rtol=1e-6)
+    collapsed = losses.load_balancing_loss(tf.one_hot(tf.zeros([8], tf.int32), k) * 50.0, tf.zeros([8], tf.int64))
+    np.testing.assert_allclose(float(collapsed), float(k), rtol=1e-5)
+    logits = tf.Variable(tf.zeros([3, k]))
+    with tf.GradientTape() as tape:
+        value = losses.load_balancing_loss(logits, tf.constant([2, 2, 0]))
+    grad = tape.gradient(value, logits).numpy()
+    assert np.all(grad[:, 2] > 0) and np.all(grad[:, 2] > grad[:, 0]) and np.all(grad[:, 0] > grad[:, 1])

@@ -250,12 +250,13 @@ class Trainer:
                     self.d_features(real, training=True), self.d_features(fake_view, training=True))
             weights = {"reconstruction": cfg.reconstruction_weight, "supervised": cfg.supervised_weight,
                        "prior_cycle": cfg.prior_cycle_weight, "feature_matching": cfg.feature_matching_weight}
-            g_loss = cfg.adversarial_weight * adv + tf.add_n([weights[k] * v for k, v in terms.items()])
+            g_loss = cfg.adversarial_weight * adv + tf.add_n([weights.get(k, 1.0) * v for k, v in terms.items()])
             g_scaled = self._scaled(self.g_opt, g_loss)
         self.g_opt.apply(tape.gradient(g_scaled, G.trainable_variables), G.trainable_variables)
         if self.ema_generator is not None:
             for ema_w, w in zip(self.ema_generator.weights, G.weights, strict=True):
-                ema_w.assign(cfg.ema_decay * ema_w + (1.0 - cfg.ema_decay) * tf.cast(w, ema_w.dtype))
+                if w.trainable:  # the rest (e.g. an exemplar bank) is copied, not averaged with rounding error
+                    ema_w.assign(cfg.ema_decay * ema_w + (1.0 - cfg.ema_decay) * tf.cast(w, ema_w.dtype))
         out.update(g_loss=g_loss, g_adversarial=adv, **terms)
         out.update(task.metrics(batch, tf.nest.map_structure(tf.stop_gradient, fake)))
         if isinstance(self.g_opt, keras.optimizers.LossScaleOptimizer):

@@ -44,8 +44,9 @@ class Task(abc.ABC):
 
     @abc.abstractmethod
     def losses(self, batch: Batch, factors: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Non-adversarial generator terms, unweighted scalars keyed ``"reconstruction"`` and (when the
-        batch carries paired targets) ``"supervised"``."""
+        """Non-adversarial generator terms, scalars keyed ``"reconstruction"`` and (when the batch carries
+        paired targets) ``"supervised"``, unweighted (the trainer applies their flags' weights); any other term
+        the task adds comes already weighted."""
 
     has_prior_cycle = False  # whether prior_cycle_loss is defined
 

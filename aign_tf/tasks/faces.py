@@ -18,7 +18,7 @@ from aign_tf import formats, losses, metrics, renderers
 from aign_tf.data import bias as bias_lib
 from aign_tf.data import synthetic_faces
 from aign_tf.data.faces import FaceArrays, FaceSplits, step_batches
-from aign_tf.networks.image import patch_discriminator, unet_generator
+from aign_tf.networks.image import exemplar_generator, patch_discriminator, unet_generator
 from aign_tf.tasks.base import Batch, Task
 
 REPORTED_ATTRIBUTES = ("Male", "Young", "Big_Lips", "Big_Nose", "Smiling", "Eyeglasses")
@@ -40,6 +40,8 @@ class FaceTaskConfig:
     dtype_policy: str = "float32"
     paired_fraction: float = 0.0
     negatives: bool = False  # batches also carry faces the bias excludes (for the discriminator's negative term)
+    exemplars: int = 0  # > 0: the generator picks one of this many prior faces (at most all; see ``compose``)
+    exemplar_balance: float = 0.0  # weight of the load-balancing term on the exemplar choice
     eval_images: int = 1000
     data_seed: int = 0
     cache_dir: str = "datasets/cache"
@@ -87,6 +89,7 @@ class FaceTask(Task):
     """Shared machinery; subclasses define the observation, the generator's inputs and the renderer."""
 
     in_channels: int
+    exemplar_replaces_generator = False  # with --exemplars: True = the choice is the whole generator (no U-Net)
 
     def __init__(self, config: FaceTaskConfig, splits: FaceSplits, log=print):
         self.config = config
@@ -120,8 +123,18 @@ class FaceTask(Task):
         n_paired = int(round(config.paired_fraction * len(self.observations)))
         self.paired = np.zeros(len(self.observations), bool)
         self.paired[rng.permutation(len(self.observations))[:n_paired]] = True
-        self.generator = unet_generator(size, self.in_channels, config.g_filters, noise=config.generator_noise,
-                                        dtype_policy=config.dtype_policy)
+        self.generator = None
+        if not (config.exemplars and self.exemplar_replaces_generator):
+            self.generator = unet_generator(size, self.in_channels, config.g_filters,
+                                            noise=config.generator_noise, dtype_policy=config.dtype_policy)
+        if config.exemplars > 0:
+            if config.exemplars > len(self.prior):
+                log(f"--exemplars={config.exemplars}: the prior holds {len(self.prior)} faces, all of them are "
+                    "the exemplars")
+                config = self.config = dataclasses.replace(config, exemplars=len(self.prior))
+            bank = self.prior[np.sort(rng.permutation(len(self.prior))[:config.exemplars])]
+            self.generator = exemplar_generator(self.generator, bank.astype(np.float32) / 255.0, size,
+                                                self.in_channels, config.g_filters, dtype_policy=config.dtype_policy)
         self.discriminator = patch_discriminator(self.discriminator_size(), 3, config.d_filters,
                                                  spectral_norm=config.spectral_norm, dtype_policy=config.dtype_policy)
 
@@ -155,11 +168,38 @@ class FaceTask(Task):
         return step_batches(self.observations.images, self.prior, batch_size, seed, start_step, prepare,
                             paired=self.paired, negatives=self.negatives)
 
-    def generate(self, generator: keras.Model, batch: Batch, training: bool) -> tf.Tensor:
+    def _call_generator(self, generator: keras.Model, batch: Batch, training: bool):
+        """The generator's raw output on ``batch``, with its noise and Gumbel inputs when it has them."""
         inputs = self.generator_inputs(batch)
-        if self.config.generator_noise:
+        if self.config.generator_noise and "noise" in generator.input:
             inputs["noise"] = self.generator_noise(batch)
-        return tf.cast(generator(inputs, training=training), tf.float32)
+        if self.config.exemplars:
+            inputs["gumbel"] = self.exemplar_gumbel(batch, training)
+        return generator(inputs, training=training)
+
+    def generate(self, generator: keras.Model, batch: Batch, training: bool) -> tf.Tensor:
+        out = self._call_generator(generator, batch, training)
+        if not self.config.exemplars:
+            return tf.cast(out, tf.float32)
+        return self.compose(tf.cast(out["face"], tf.float32), out["exemplar"], batch)
+
+    def exemplar_gumbel(self, batch: Batch, training: bool) -> tf.Tensor:
+        """[B, K] Gumbel(0, 1) noise for the exemplar choice while training, stateless in (seed, batch["step"]);
+        zeros otherwise (the choice is then the highest logit)."""
+        shape = tf.stack([tf.shape(batch["observation"])[0], self.config.exemplars])
+        if not training:
+            return tf.zeros(shape)
+        key = tf.stack([tf.constant(self.config.seed + 23, tf.int64), tf.cast(batch["step"], tf.int64)])
+        return -tf.math.log(-tf.math.log(tf.random.stateless_uniform(shape, key, minval=1e-20, maxval=1.0)))
+
+    def exemplar_logits(self, generator: keras.Model, batch: Batch) -> tf.Tensor:
+        """[B, K] float32 logits of the exemplar choice."""
+        return self._call_generator(generator, batch, training=False)["logits"]
+
+    def compose(self, face: tf.Tensor, exemplar: tf.Tensor, batch: Batch) -> tf.Tensor:
+        """With ``--exemplars``: the output from the generator's face and its chosen prior face (both [B, S, S,
+        3]); subclasses say how the exemplar enters without changing what the renderer sees."""
+        raise NotImplementedError
 
     def generator_noise(self, batch: Batch) -> tf.Tensor:
         """[B, S, S, 1] unit Gaussian noise on the pixels the observation hides (``hidden_weights``), 0 on the
@@ -178,6 +218,10 @@ class FaceTask(Task):
         if self.config.paired_fraction > 0:
             out["supervised"] = losses.supervised_loss(factors, batch["truth"],
                                                        weights=batch["paired"][:, None, None, None])
+        if self.config.exemplars and self.config.exemplar_balance > 0:
+            logits = self.exemplar_logits(self.generator, batch)
+            chosen = tf.argmax(logits + self.exemplar_gumbel(batch, True), axis=-1)
+            out["exemplar_balance"] = self.config.exemplar_balance * losses.load_balancing_loss(logits, chosen)
         return out
 
     has_prior_cycle = True
@@ -234,10 +278,12 @@ class FaceTask(Task):
         test = self.splits.test
         n = min(self.config.eval_images, len(test))
         images = test.images[:n]
-        cons, psnr_truth, ssim_truth, outputs = [], [], [], []
+        cons, psnr_truth, ssim_truth, outputs, choices = [], [], [], [], []
         for i in range(0, n, 100):
             batch = self._eval_batch(images[i:i + 100])
             factors = tf.clip_by_value(self.generate(generator, batch, training=False), 0.0, 1.0)
+            if self.config.exemplars:
+                choices.append(np.argmax(self.exemplar_logits(generator, batch).numpy(), -1))
             cons.append(metrics.psnr(self.render(factors, batch), batch["observation"],
                                      weights=self.consistency_weights(batch)).numpy())
             psnr_truth.append(metrics.psnr(factors, batch["truth"]).numpy())
@@ -251,6 +297,10 @@ class FaceTask(Task):
             "psnr_vs_truth_db": float(np.mean(np.concatenate(psnr_truth))),
             "ssim_vs_truth": float(np.mean(np.concatenate(ssim_truth))),
         }
+        if choices:  # how many of the bank's faces the held-out inputs use, and the most used one's share
+            counts = np.bincount(np.concatenate(choices), minlength=self.config.exemplars)
+            result["exemplars_used"] = int(np.count_nonzero(counts))
+            result["exemplar_top_share"] = float(counts.max() / n)
         if probe is not None:
             result.update(self._bias_figures(probe, outputs, images))
         os.makedirs(out_dir, exist_ok=True)
@@ -289,6 +339,7 @@ class InpaintTask(FaceTask):
 
     name = "inpaint"
     in_channels = 6  # masked face, mask, pixel coordinates (y, x)
+    exemplar_replaces_generator = True  # the exemplar fills the whole hole; the visible pixels are the input's
 
     def __init__(self, config: FaceTaskConfig, splits: FaceSplits, log=print):
         if config.mask not in MASK_MODES:
@@ -346,6 +397,12 @@ class InpaintTask(FaceTask):
     def render(self, factors, batch):
         return renderers.mask_render(factors, batch["mask"])
 
+    def compose(self, face, exemplar, batch):
+        """The hole is the chosen prior face's hole, unchanged; the rest is ``face`` (the observation's visible
+        pixels: with exemplars the inpainting generator is the choice alone)."""
+        hidden = 1.0 - batch["mask"]
+        return face * (1.0 - hidden) + exemplar * hidden
+
     def consistency_weights(self, batch):
         return batch["mask"]
 
@@ -384,6 +441,13 @@ class SuperResTask(FaceTask):
 
     def render(self, factors, batch):
         return renderers.downsample_render(factors, self.config.factor)
+
+    def compose(self, face, exemplar, batch):
+        """Adds the chosen prior face's detail: the exemplar minus its own render, nearest-upsampled. Its mean
+        over every factor x factor block is 0, so the output renders to the same low-resolution image."""
+        f = self.config.factor
+        coarse = tf.repeat(tf.repeat(self.render(exemplar, batch), f, axis=1), f, axis=2)  # nearest, XLA-able
+        return face + exemplar - coarse
 
     def serving_signature(self):
         s = self.config.image_size // self.config.factor

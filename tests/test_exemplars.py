@@ -1,0 +1,146 @@
+"""--exemplars: the straight-through choice among prior faces, how each face task composes it, export."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from aign_tf import export, losses
+from aign_tf.networks.image import ExemplarChoice
+from aign_tf.tasks.faces import FaceTaskConfig, InpaintTask, SuperResTask
+from trainers.loop import TrainConfig, Trainer, weights_digest
+
+TINY = 32
+
+
+def _task(splits, task_cls=InpaintTask, exemplars=8, **kwargs):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    config = FaceTaskConfig(image_size=TINY, g_filters=8, d_filters=8, exemplars=exemplars,
+                            **{"bias": "male", **kwargs})
+    return task_cls(config, splits, log=lambda *_: None)
+
+
+def test_choice_is_one_bank_image_with_the_softmax_mixtures_gradient():
+    rng = np.random.default_rng(0)
+    bank = rng.random((5, 4, 4, 3)).astype(np.float32)
+    layer = ExemplarChoice(bank.shape, temperature=0.5)
+    logits = tf.constant(rng.normal(size=(3, 5)), tf.float32)
+    layer.build(None)
+    layer.bank.assign(bank)
+    out = layer([logits, tf.zeros([3, 5])])
+    np.testing.assert_array_equal(out, bank[np.argmax(logits, -1)])
+    gumbel = np.zeros((3, 5), np.float32)
+    gumbel[:, 2] = 100.0  # a large draw decides the choice while training
+    np.testing.assert_array_equal(layer([logits, tf.constant(gumbel)]), bank[[2, 2, 2]])
+
+    weights = tf.constant(rng.normal(size=(3, 4, 4, 3)), tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(logits)
+        chosen = tf.reduce_sum(layer([logits, tf.zeros([3, 5])]) * weights)
+        mixture = tf.reduce_sum(tf.einsum("bk,khwc->bhwc", tf.nn.softmax(logits / 0.5), bank) * weights)
+    np.testing.assert_allclose(tape.gradient(chosen, logits), tape.gradient(mixture, logits), rtol=1e-5, atol=1e-6)
+
+
+def test_inpainting_fills_the_hole_with_a_prior_faces_hole_and_keeps_the_visible_pixels(tiny_splits):
+    task = _task(tiny_splits)
+    G = task.generator
+    assert {layer.name for layer in G.layers}.isdisjoint({"down0_a", "delta"})  # no U-Net: the choice is all
+    prior = {image.tobytes() for image in task.prior}
+    bank = np.round(G.get_layer("exemplar_choice").bank.numpy() * 255).astype(np.uint8)
+    assert bank.shape == (8, TINY, TINY, 3) and all(image.tobytes() in prior for image in bank)
+
+    batch = next(iter(task.train_dataset(4, 0, 0)))
+    out = task.generate(G, batch, training=True).numpy()
+    mask = batch["mask"].numpy()
+    np.testing.assert_array_equal(out * mask, batch["observation"].numpy() * mask)
+    hole = mask[0, ..., 0] < 0.5  # the fixed mouth/nose box
+    for face in out:
+        assert min(np.abs(face[hole] - b[hole] / 255.0).max() for b in bank) < 1e-6
+    # Training draws its Gumbel noise from (seed, step): the same step chooses the same, evaluation takes the argmax.
+    np.testing.assert_array_equal(out, task.generate(G, batch, training=True))
+    evaluated = task.generate(G, batch, training=False)
+    np.testing.assert_array_equal(evaluated, task.generate(G, {k: v for k, v in batch.items() if k != "step"},
+                                                           training=False))
+
+
+def test_exemplars_train_under_xla_with_the_balance_term_and_move_only_the_choice(tmp_path, tiny_splits):
+    task = _task(tiny_splits, exemplar_balance=0.5)
+    batch = next(iter(task.train_dataset(4, 0, 0)))
+    terms = task.losses(batch, task.generate(task.generator, batch, training=True))
+    logits = task.exemplar_logits(task.generator, batch)
+    chosen = tf.argmax(logits + task.exemplar_gumbel(batch, True), -1)
+    np.testing.assert_allclose(float(terms["exemplar_balance"]),
+                               0.5 * float(losses.load_balancing_loss(logits, chosen)), rtol=1e-6)
+    trainer = Trainer(task, TrainConfig(steps=2, batch_size=4, jit_compile=True, checkpoint_every=1, log_every=1,
+                                        image_every=1), str(tmp_path / "run"), log=lambda *_: None)
+    before = task.generator.get_layer("select_logits").kernel.numpy().copy()
+    bank = weights_digest(task.generator.get_layer("exemplar_choice"))
+    assert trainer.train() == 2
+    assert not np.array_equal(before, task.generator.get_layer("select_logits").kernel.numpy())
+    assert weights_digest(task.generator.get_layer("exemplar_choice")) == bank  # the bank is not trained
+
+
+def test_superres_adds_detail_without_changing_the_render(tiny_splits):
+    task = _task(tiny_splits, SuperResTask)
+    batch = next(iter(task.train_dataset(4, 0, 0)))
+    out = task.generate(task.generator, batch, training=False)
+    inputs = {**task.generator_inputs(batch), "gumbel": tf.zeros([4, 8])}
+    parts = task.generator(inputs)
+    face, exemplar = parts["face"], parts["exemplar"]
+    np.testing.assert_allclose(task.render(out, batch), task.render(face, batch), atol=1e-5)
+    detail = out - face
+    assert float(tf.reduce_max(tf.abs(detail))) > 0.01
+    np.testing.assert_allclose(detail, exemplar - tf.image.resize(task.render(exemplar, batch), [TINY, TINY],
+                                                                  method="nearest"), atol=1e-6)
+
+
+def test_more_exemplars_than_prior_images_take_the_whole_prior_and_say_so(tiny_splits):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    messages = []
+    task = InpaintTask(FaceTaskConfig(image_size=TINY, bias="male", exemplars=500), tiny_splits, log=messages.append)
+    n = len(task.prior)
+    assert task.config.exemplars == n and task.generator.get_layer("exemplar_choice").bank.shape[0] == n
+    assert any(f"--exemplars=500: the prior holds {n} faces" in m for m in messages)
+
+
+def test_exported_exemplar_inpainter_serves_the_bank_without_the_task(tmp_path, tiny_splits):
+    task = _task(tiny_splits)
+    G = task.generator
+    signature = task.serving_signature()
+    path = export.export_for_serving(lambda **inputs: task.serve(G, **inputs), signature, str(tmp_path), "ex",
+                                     trackables=[G])
+    batch = next(iter(task.train_dataset(4, 0, 0)))
+    image, mask = batch["truth"], batch["mask"]
+    served = export.load_serving_fn(path)(image=image, mask=mask)
+    expected = task.serve(G, image, mask)
+    np.testing.assert_allclose(served["face"], expected["face"], atol=1e-6)
+
+
+def test_evaluation_reports_how_many_exemplars_the_held_out_inputs_use(tmp_path, tiny_splits):
+    task = _task(tiny_splits)
+    result = task.evaluate(task.generator, str(tmp_path))
+    n = result["eval_images"]
+    batch = task._eval_batch(tiny_splits.test.images[:n])
+    out = task.generate(task.generator, batch, training=False).numpy()
+    bank = task.generator.get_layer("exemplar_choice").bank.numpy()
+    hole = batch["mask"].numpy()[0, ..., 0] < 0.5
+    chosen = [int(np.argmin([np.abs(face[hole] - b[hole]).max() for b in bank])) for face in out]
+    counts = np.bincount(chosen)
+    assert result["exemplars_used"] == np.count_nonzero(counts)
+    assert result["exemplar_top_share"] == pytest.approx(counts.max() / n)
+
+
+def test_superres_exemplars_train_with_ema_under_mixed_bfloat16(tmp_path, tiny_splits):
+    task = _task(tiny_splits, SuperResTask, dtype_policy="mixed_bfloat16")
+    trainer = Trainer(task, TrainConfig(steps=1, batch_size=4, mixed_precision="mixed_bfloat16", jit_compile=False,
+                                        ema_decay=0.9, checkpoint_every=1, log_every=1, image_every=1),
+                      str(tmp_path / "run"), log=lambda *_: None)
+    assert trainer.train() == 1
+    ema = trainer.ema_generator
+    bank = task.generator.get_layer("exemplar_choice").bank
+    np.testing.assert_array_equal(ema.get_layer("exemplar_choice").bank, bank)  # copied, not averaged
+    batch = next(iter(task.train_dataset(4, 0, 0)))
+    assert task.generate(ema, batch, training=False).dtype == tf.float32
