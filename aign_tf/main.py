@@ -35,7 +35,8 @@ TASK_DEFAULTS = {
     "eval_images": {"inpaint": 1000, "superres": 1000, "pose3d": 2000},
     "instance_noise": {"inpaint": 0.1, "superres": 0.0, "pose3d": 0.0},
     "generator_noise": {"inpaint": True, "superres": False, "pose3d": False},
-    "exemplars": {"inpaint": 256, "superres": 0, "pose3d": 0},
+    "exemplars": {"inpaint": 256, "superres": 256, "pose3d": 0},
+    "exemplar_match": {"inpaint": 100.0, "superres": 100.0, "pose3d": 0.0},
 }
 
 
@@ -110,6 +111,10 @@ flags.DEFINE_integer("exemplars", None, "Face tasks: the generator picks one of 
                      + _default_help("exemplars") + ".")
 flags.DEFINE_float("exemplar_balance", 0.0, "With --exemplars: weight of a load-balancing term on the choice "
                    "(Switch Transformer's: lowers the probability of the faces chosen most often in a batch); 0 = off.")
+flags.DEFINE_float("exemplar_match", None, "With --exemplars: the choice's logits also get minus this weight times "
+                   "each bank face's reconstruction error against the input (mean squared, over the observed "
+                   "values: the visible pixels, the low-resolution image); 0 = off; "
+                   + _default_help("exemplar_match") + ".")
 flags.DEFINE_bool("spectral_norm", False, "Spectral normalisation in the discriminator.")
 flags.DEFINE_integer("checkpoint_every", 250, "Checkpoint interval in steps.")
 flags.DEFINE_integer("log_every", 25, "Progress/TensorBoard scalar interval in steps.")
@@ -159,7 +164,7 @@ def task_config(flags):
                           seed=flags.seed, dtype_policy=flags.mixed_precision,
                           paired_fraction=flags.paired_fraction, negatives=flags.negative_weight > 0,
                           exemplars=flags.exemplars, exemplar_balance=flags.exemplar_balance,
-                          eval_images=flags.eval_images, data_seed=flags.data_seed,
+                          exemplar_match=flags.exemplar_match, eval_images=flags.eval_images, data_seed=flags.data_seed,
                           cache_dir=flags.cache_dir)
 
 

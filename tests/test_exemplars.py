@@ -28,16 +28,13 @@ def test_choice_is_one_bank_image_with_the_softmax_mixtures_gradient():
     logits = tf.constant(rng.normal(size=(3, 5)), tf.float32)
     layer.build(None)
     layer.bank.assign(bank)
-    out = layer([logits, tf.zeros([3, 5])])
+    out = layer(logits)
     np.testing.assert_array_equal(out, bank[np.argmax(logits, -1)])
-    gumbel = np.zeros((3, 5), np.float32)
-    gumbel[:, 2] = 100.0  # a large draw decides the choice while training
-    np.testing.assert_array_equal(layer([logits, tf.constant(gumbel)]), bank[[2, 2, 2]])
 
     weights = tf.constant(rng.normal(size=(3, 4, 4, 3)), tf.float32)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(logits)
-        chosen = tf.reduce_sum(layer([logits, tf.zeros([3, 5])]) * weights)
+        chosen = tf.reduce_sum(layer(logits) * weights)
         mixture = tf.reduce_sum(tf.einsum("bk,khwc->bhwc", tf.nn.softmax(logits / 0.5), bank) * weights)
     np.testing.assert_allclose(tape.gradient(chosen, logits), tape.gradient(mixture, logits), rtol=1e-5, atol=1e-6)
 
@@ -69,7 +66,7 @@ def test_exemplars_train_under_xla_with_the_balance_term_and_move_only_the_choic
     batch = next(iter(task.train_dataset(4, 0, 0)))
     terms = task.losses(batch, task.generate(task.generator, batch, training=True))
     logits = task.exemplar_logits(task.generator, batch)
-    chosen = tf.argmax(logits + task.exemplar_gumbel(batch, True), -1)
+    chosen = tf.argmax(logits + task.exemplar_gumbel(batch), -1)
     np.testing.assert_allclose(float(terms["exemplar_balance"]),
                                0.5 * float(losses.load_balancing_loss(logits, chosen)), rtol=1e-6)
     trainer = Trainer(task, TrainConfig(steps=2, batch_size=4, jit_compile=True, checkpoint_every=1, log_every=1,
@@ -81,18 +78,19 @@ def test_exemplars_train_under_xla_with_the_balance_term_and_move_only_the_choic
     assert weights_digest(task.generator.get_layer("exemplar_choice")) == bank  # the bank is not trained
 
 
-def test_superres_adds_detail_without_changing_the_render(tiny_splits):
+def test_superres_adds_clipped_detail_without_changing_the_render(tiny_splits):
     task = _task(tiny_splits, SuperResTask)
     batch = next(iter(task.train_dataset(4, 0, 0)))
     out = task.generate(task.generator, batch, training=False)
-    inputs = {**task.generator_inputs(batch), "gumbel": tf.zeros([4, 8])}
+    inputs = {**task.generator_inputs(batch), "logit_offset": tf.zeros([4, 8])}
     parts = task.generator(inputs)
     face, exemplar = parts["face"], parts["exemplar"]
     np.testing.assert_allclose(task.render(out, batch), task.render(face, batch), atol=1e-5)
-    detail = out - face
+    detail = exemplar - tf.image.resize(task.render(exemplar, batch), [TINY, TINY], method="nearest")
     assert float(tf.reduce_max(tf.abs(detail))) > 0.01
-    np.testing.assert_allclose(detail, exemplar - tf.image.resize(task.render(exemplar, batch), [TINY, TINY],
-                                                                  method="nearest"), atol=1e-6)
+    clipped = tf.clip_by_value(face + detail, 0.0, 1.0)  # then each block's mean restored to the face's
+    np.testing.assert_allclose(out, clipped + tf.image.resize(task.render(face, batch) - task.render(clipped, batch),
+                                                              [TINY, TINY], method="nearest"), atol=1e-5)
 
 
 def test_more_exemplars_than_prior_images_take_the_whole_prior_and_say_so(tiny_splits):
@@ -144,3 +142,24 @@ def test_superres_exemplars_train_with_ema_under_mixed_bfloat16(tmp_path, tiny_s
     np.testing.assert_array_equal(ema.get_layer("exemplar_choice").bank, bank)  # copied, not averaged
     batch = next(iter(task.train_dataset(4, 0, 0)))
     assert task.generate(ema, batch, training=False).dtype == tf.float32
+
+
+@pytest.mark.parametrize("task_cls", [InpaintTask, SuperResTask])
+def test_match_error_is_each_exemplars_reconstruction_error_and_enters_the_logits(tiny_splits, task_cls):
+    task = _task(tiny_splits, task_cls, exemplar_match=50.0)
+    batch = next(iter(task.train_dataset(4, 0, 0)))
+    bank = task.generator.get_layer("exemplar_choice").bank.numpy()
+    error = task.exemplar_match_error(tf.constant(bank), batch).numpy()
+    for b in range(4):
+        for k in range(len(bank)):
+            single = {**{key: v[b:b + 1] for key, v in batch.items() if key != "step"}, "step": batch["step"]}
+            expected = float(tf.reduce_mean(tf.square(task.render(bank[k:k + 1], single) - single["observation"])))
+            if task_cls is InpaintTask:  # mean over the visible values only
+                mask = single["mask"].numpy()
+                diff = (bank[k:k + 1] - single["observation"].numpy()) ** 2 * mask
+                expected = diff.sum() / (mask.sum() * 3)
+            np.testing.assert_allclose(error[b, k], expected, rtol=1e-4, atol=1e-6)
+    learned = task.exemplar_logits(task.generator, batch) + 50.0 * error  # the learned part alone
+    np.testing.assert_allclose(learned, task.generator({**task.generator_inputs(batch),
+                                                        "logit_offset": tf.zeros([4, len(bank)])})["logits"],
+                               atol=1e-4)

@@ -100,14 +100,12 @@ def unet_generator(image_size: int, in_channels: int, base_filters: int = 32, de
 
 
 class ExemplarChoice(layers.Layer):
-    """Picks one image of a fixed bank per example from selection logits, with a straight-through Gumbel-softmax
-    (Jang et al. 2017): the forward value is always exactly one bank image, the gradient is that of the
-    softmax mixture ``softmax((logits + gumbel) / temperature) @ bank``.
+    """Picks one image of a fixed bank per example from choice logits, straight-through (Jang et al. 2017,
+    Gumbel-softmax with the noise already in the logits): the forward value is always exactly the bank image of
+    the highest logit, the gradient is that of the softmax mixture ``softmax(logits / temperature) @ bank``.
 
-    Inputs: logits [B, K] float32; gumbel [B, K] float32 (Gumbel(0, 1) samples for exploration while
-    training, zeros for the deterministic choice ``argmax(logits)``).
-    Output: [B, S, S, 3] float32, the chosen bank image. The bank [K, S, S, 3] in [0, 1] is a non-trainable
-    weight, so checkpoints and SavedModels carry it."""
+    Input: logits [B, K] float32. Output: [B, S, S, 3] float32, the chosen bank image. The bank [K, S, S, 3] in
+    [0, 1] is a non-trainable weight, so checkpoints and SavedModels carry it."""
 
     def __init__(self, bank_shape, temperature: float = 1.0, **kwargs):
         super().__init__(**kwargs)
@@ -117,15 +115,14 @@ class ExemplarChoice(layers.Layer):
     def build(self, input_shape):
         self.bank = self.add_weight(shape=self.bank_shape, initializer="zeros", trainable=False, name="bank")
 
-    def call(self, inputs):
-        logits, gumbel = inputs
-        soft = ops.softmax((ops.cast(logits, "float32") + gumbel) / self.temperature, axis=-1)
+    def call(self, logits):
+        soft = ops.softmax(ops.cast(logits, "float32") / self.temperature, axis=-1)
         hard = ops.one_hot(ops.argmax(soft, axis=-1), self.bank_shape[0], dtype="float32")
         weights = hard + soft - ops.stop_gradient(soft)
         return ops.einsum("bk,khwc->bhwc", weights, ops.cast(self.bank, "float32"))
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0][0], *self.bank_shape[1:])
+        return (input_shape[0], *self.bank_shape[1:])
 
     def get_config(self):
         return {**super().get_config(), "bank_shape": self.bank_shape, "temperature": self.temperature}
@@ -134,29 +131,32 @@ class ExemplarChoice(layers.Layer):
 def exemplar_generator(generator: keras.Model | None, bank, image_size: int, in_channels: int,
                        base_filters: int = 16, dtype_policy: str = "float32", name: str = "generator") -> keras.Model:
     """A choice among exemplars, beside an image generator or alone: a small strided-conv encoder of the
-    condition computes one logit per bank image and ``ExemplarChoice`` picks one (example-based synthesis:
-    Freeman et al. 2002 for super-resolution, Hays & Efros 2007 for completion). The task decides how the
-    exemplar enters the output (the hole's content, or its high-frequency detail).
+    condition computes one logit per bank image, the task's ``logit_offset`` is added (Gumbel noise while
+    training, a match term) and ``ExemplarChoice`` picks one (example-based synthesis: Freeman et al. 2002 for
+    super-resolution, Hays & Efros 2007 for completion). The task decides how the exemplar enters the output
+    (the hole's content, or its high-frequency detail).
 
     Inputs: condition [B, S, S, in_channels] and base [B, S, S, 3] (plus whatever else ``generator`` takes),
-    gumbel [B, K]. bank: [K, S, S, 3] float array in [0, 1] (images of the prior collection).
+    logit_offset [B, K]. bank: [K, S, S, 3] float array in [0, 1] (images of the prior collection).
     Output: {"face": generator's output, or ``base`` without one, [B, S, S, 3]; "exemplar": [B, S, S, 3];
-    "logits": the choice's logits [B, K] float32}."""
+    "logits": the logits the choice took, offset included, [B, K] float32}."""
     inputs = {"condition": keras.Input((image_size, image_size, in_channels), name="condition"),
               "base": keras.Input((image_size, image_size, 3), name="base")}
     if generator is not None:
         inputs.update({k: keras.Input(v.shape[1:], name=k) for k, v in generator.input.items() if k not in inputs})
-    inputs["gumbel"] = keras.Input((len(bank),), name="gumbel")
+    inputs["logit_offset"] = keras.Input((len(bank),), name="logit_offset")
     x = layers.Rescaling(2.0, offset=-1.0, dtype=dtype_policy, name="select_signed")(inputs["condition"])
     for i, mult in enumerate((1, 2, 4, 4)):
         x = _conv(base_filters * mult, 3, 2, dtype_policy, f"select{i}", "relu")(x)
     x = layers.GlobalAveragePooling2D(dtype=dtype_policy, name="select_pool")(x)
     logits = layers.Dense(len(bank), dtype="float32", name="select_logits",
                           kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3))(x)
+    logits = layers.Add(dtype="float32", name="choice_logits")([logits, inputs["logit_offset"]])
     choice = ExemplarChoice(bank.shape, dtype="float32", name="exemplar_choice")
-    exemplar = choice([logits, inputs["gumbel"]])
+    exemplar = choice(logits)
     choice.bank.assign(ops.convert_to_tensor(bank, "float32"))
-    face = inputs["base"] if generator is None else generator({k: v for k, v in inputs.items() if k != "gumbel"})
+    face = inputs["base"] if generator is None else generator(
+        {k: v for k, v in inputs.items() if k != "logit_offset"})
     return keras.Model(inputs, {"face": face, "exemplar": exemplar, "logits": logits}, name=name)
 
 

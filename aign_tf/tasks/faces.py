@@ -42,6 +42,7 @@ class FaceTaskConfig:
     negatives: bool = False  # batches also carry faces the bias excludes (for the discriminator's negative term)
     exemplars: int = 0  # > 0: the generator picks one of this many prior faces (at most all; see ``compose``)
     exemplar_balance: float = 0.0  # weight of the load-balancing term on the exemplar choice
+    exemplar_match: float = 0.0  # weight of -(each exemplar's reconstruction error) in the choice's logits
     eval_images: int = 1000
     data_seed: int = 0
     cache_dir: str = "datasets/cache"
@@ -174,7 +175,7 @@ class FaceTask(Task):
         if self.config.generator_noise and "noise" in generator.input:
             inputs["noise"] = self.generator_noise(batch)
         if self.config.exemplars:
-            inputs["gumbel"] = self.exemplar_gumbel(batch, training)
+            inputs["logit_offset"] = self.exemplar_offset(generator, batch, training)
         return generator(inputs, training=training)
 
     def generate(self, generator: keras.Model, batch: Batch, training: bool) -> tf.Tensor:
@@ -183,18 +184,42 @@ class FaceTask(Task):
             return tf.cast(out, tf.float32)
         return self.compose(tf.cast(out["face"], tf.float32), out["exemplar"], batch)
 
-    def exemplar_gumbel(self, batch: Batch, training: bool) -> tf.Tensor:
-        """[B, K] Gumbel(0, 1) noise for the exemplar choice while training, stateless in (seed, batch["step"]);
-        zeros otherwise (the choice is then the highest logit)."""
+    def exemplar_gumbel(self, batch: Batch) -> tf.Tensor:
+        """[B, K] Gumbel(0, 1) noise for the exemplar choice while training, stateless in (seed, batch["step"])."""
         shape = tf.stack([tf.shape(batch["observation"])[0], self.config.exemplars])
-        if not training:
-            return tf.zeros(shape)
         key = tf.stack([tf.constant(self.config.seed + 23, tf.int64), tf.cast(batch["step"], tf.int64)])
         return -tf.math.log(-tf.math.log(tf.random.stateless_uniform(shape, key, minval=1e-20, maxval=1.0)))
 
+    def exemplar_match_error(self, bank: tf.Tensor, batch: Batch) -> tf.Tensor:
+        """[B, K] mean squared difference between each bank face, rendered, and each observation, over the
+        observed values (``consistency_weights``): the reconstruction error each exemplar would have.
+        bank: [K, S, S, 3]."""
+        rendered = self.observable(bank)  # [K, h, w, 3]
+        obs = batch["observation"]
+        weights = self.consistency_weights(batch)
+        weights = tf.ones_like(obs) if weights is None else tf.broadcast_to(weights, tf.shape(obs))
+        cross = tf.einsum("bhwc,khwc->bk", weights * obs, rendered)
+        bank_sq = tf.einsum("bhwc,khwc->bk", weights, rendered * rendered)
+        obs_sq = tf.reduce_sum(weights * obs * obs, axis=[1, 2, 3])[:, None]
+        return (bank_sq - 2.0 * cross + obs_sq) / tf.maximum(tf.reduce_sum(weights, axis=[1, 2, 3])[:, None], 1.0)
+
+    def exemplar_offset(self, generator: keras.Model, batch: Batch, training: bool) -> tf.Tensor:
+        """[B, K] what is added to the choice's learned logits: ``-exemplar_match`` times the match error
+        (when on) plus, while training, Gumbel noise (without it the choice is the highest logit)."""
+        offset = tf.zeros(tf.stack([tf.shape(batch["observation"])[0], self.config.exemplars]))
+        if self.config.exemplar_match > 0:
+            bank = tf.convert_to_tensor(generator.get_layer("exemplar_choice").bank)
+            offset -= self.config.exemplar_match * self.exemplar_match_error(bank, batch)
+        return offset + self.exemplar_gumbel(batch) if training else offset
+
     def exemplar_logits(self, generator: keras.Model, batch: Batch) -> tf.Tensor:
-        """[B, K] float32 logits of the exemplar choice."""
+        """[B, K] float32 logits of the exemplar choice without Gumbel noise (the evaluation's choice is their
+        argmax)."""
         return self._call_generator(generator, batch, training=False)["logits"]
+
+    def observable(self, images: tf.Tensor) -> tf.Tensor:
+        """What the renderer keeps of any images before per-example masking: [N, S, S, 3] -> [N, h, w, 3]."""
+        raise NotImplementedError
 
     def compose(self, face: tf.Tensor, exemplar: tf.Tensor, batch: Batch) -> tf.Tensor:
         """With ``--exemplars``: the output from the generator's face and its chosen prior face (both [B, S, S,
@@ -220,7 +245,7 @@ class FaceTask(Task):
                                                        weights=batch["paired"][:, None, None, None])
         if self.config.exemplars and self.config.exemplar_balance > 0:
             logits = self.exemplar_logits(self.generator, batch)
-            chosen = tf.argmax(logits + self.exemplar_gumbel(batch, True), axis=-1)
+            chosen = tf.argmax(logits + self.exemplar_gumbel(batch), axis=-1)
             out["exemplar_balance"] = self.config.exemplar_balance * losses.load_balancing_loss(logits, chosen)
         return out
 
@@ -397,6 +422,9 @@ class InpaintTask(FaceTask):
     def render(self, factors, batch):
         return renderers.mask_render(factors, batch["mask"])
 
+    def observable(self, images):
+        return images  # the mask comes with each example (consistency_weights)
+
     def compose(self, face, exemplar, batch):
         """The hole is the chosen prior face's hole, unchanged; the rest is ``face`` (the observation's visible
         pixels: with exemplars the inpainting generator is the choice alone)."""
@@ -442,12 +470,17 @@ class SuperResTask(FaceTask):
     def render(self, factors, batch):
         return renderers.downsample_render(factors, self.config.factor)
 
+    def observable(self, images):
+        return renderers.downsample_render(images, self.config.factor)
+
     def compose(self, face, exemplar, batch):
-        """Adds the chosen prior face's detail: the exemplar minus its own render, nearest-upsampled. Its mean
-        over every factor x factor block is 0, so the output renders to the same low-resolution image."""
-        f = self.config.factor
-        coarse = tf.repeat(tf.repeat(self.render(exemplar, batch), f, axis=1), f, axis=2)  # nearest, XLA-able
-        return face + exemplar - coarse
+        """Adds the chosen prior face's detail: the exemplar minus its own render, nearest-upsampled, whose mean
+        over every factor x factor block is 0. The sum is clipped to [0, 1] and each block's mean restored to
+        that of ``face`` (one projection step), so the output renders to what the generator's face renders to
+        and stays close to the valid range."""
+        up = lambda x: tf.repeat(tf.repeat(x, self.config.factor, axis=1), self.config.factor, axis=2)  # noqa: E731
+        clipped = tf.clip_by_value(face + exemplar - up(self.render(exemplar, batch)), 0.0, 1.0)
+        return clipped + up(self.render(face, batch) - self.render(clipped, batch))
 
     def serving_signature(self):
         s = self.config.image_size // self.config.factor
