@@ -139,7 +139,7 @@ def test_superres_exemplars_train_with_ema_under_mixed_bfloat16(tmp_path, tiny_s
     assert trainer.train() == 1
     ema = trainer.ema_generator
     bank = task.generator.get_layer("exemplar_choice").bank
-    np.testing.assert_array_equal(ema.get_layer("exemplar_choice").bank, bank)  # copied, not averaged
+    np.testing.assert_array_equal(ema.get_layer("exemplar_choice").bank, bank)  # cloned, not averaged
     batch = next(iter(task.train_dataset(4, 0, 0)))
     assert task.generate(ema, batch, training=False).dtype == tf.float32
 

@@ -255,7 +255,7 @@ class Trainer:
         self.g_opt.apply(tape.gradient(g_scaled, G.trainable_variables), G.trainable_variables)
         if self.ema_generator is not None:
             for ema_w, w in zip(self.ema_generator.weights, G.weights, strict=True):
-                if w.trainable:  # the rest (e.g. an exemplar bank) is copied, not averaged with rounding error
+                if w.trainable:  # the rest (an exemplar bank) keeps its cloned value: averaging adds rounding error
                     ema_w.assign(cfg.ema_decay * ema_w + (1.0 - cfg.ema_decay) * tf.cast(w, ema_w.dtype))
         out.update(g_loss=g_loss, g_adversarial=adv, **terms)
         out.update(task.metrics(batch, tf.nest.map_structure(tf.stop_gradient, fake)))

@@ -179,7 +179,10 @@ class FaceTask(Task):
         return generator(inputs, training=training)
 
     def generate(self, generator: keras.Model, batch: Batch, training: bool) -> tf.Tensor:
-        out = self._call_generator(generator, batch, training)
+        return self._factors(self._call_generator(generator, batch, training), batch)
+
+    def _factors(self, out, batch: Batch) -> tf.Tensor:
+        """The predicted faces [B, S, S, 3] float32 from the generator's raw output."""
         if not self.config.exemplars:
             return tf.cast(out, tf.float32)
         return self.compose(tf.cast(out["face"], tf.float32), out["exemplar"], batch)
@@ -306,9 +309,10 @@ class FaceTask(Task):
         cons, psnr_truth, ssim_truth, outputs, choices = [], [], [], [], []
         for i in range(0, n, 100):
             batch = self._eval_batch(images[i:i + 100])
-            factors = tf.clip_by_value(self.generate(generator, batch, training=False), 0.0, 1.0)
+            out = self._call_generator(generator, batch, training=False)
+            factors = tf.clip_by_value(self._factors(out, batch), 0.0, 1.0)
             if self.config.exemplars:
-                choices.append(np.argmax(self.exemplar_logits(generator, batch).numpy(), -1))
+                choices.append(np.argmax(out["logits"].numpy(), -1))
             cons.append(metrics.psnr(self.render(factors, batch), batch["observation"],
                                      weights=self.consistency_weights(batch)).numpy())
             psnr_truth.append(metrics.psnr(factors, batch["truth"]).numpy())
