@@ -79,6 +79,45 @@ def test_downsample_under_tf_function_with_unknown_size_checks_at_run_time():
         fn(tf.ones([1, 5, 6, 3]))
 
 
+def test_block_upsample_repeats_each_pixel_and_downsample_inverts_it():
+    images = tf.reshape(tf.range(12, dtype=tf.float32), [1, 2, 3, 2])
+    up = renderers.block_upsample(images, 3).numpy()
+    assert up.shape == (1, 6, 9, 2)
+    np.testing.assert_array_equal(up, np.repeat(np.repeat(images.numpy(), 3, axis=1), 3, axis=2))
+    np.testing.assert_allclose(renderers.downsample_render(up, 3), images, rtol=1e-6)
+
+
+def test_downsample_consistent_hits_the_target_in_range_and_keeps_feasible_detail():
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.normal(0.5, 0.8, (3, 8, 8, 3)), tf.float32)  # far outside [0, 1]
+    target = rng.uniform(size=(3, 2, 2, 3)).astype(np.float32)
+    target[1] = 0.0  # the bounds themselves: every pixel must be 0 / 1
+    target[2] = 1.0
+    out = renderers.downsample_consistent(images, target, 4).numpy()
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    np.testing.assert_allclose(renderers.downsample_render(out, 4), target, atol=1e-6)
+    np.testing.assert_allclose(out[1], 0.0, atol=1e-6)
+    np.testing.assert_allclose(out[2], 1.0, atol=1e-6)
+    # Images already in range with the target's block means come back unchanged.
+    inside = tf.random.stateless_uniform([2, 8, 8, 1], seed=[3, 4])
+    same = renderers.downsample_consistent(inside, renderers.downsample_render(inside, 4), 4)
+    np.testing.assert_allclose(same, inside, atol=1e-6)
+
+
+def test_downsample_consistent_moves_each_pixel_in_proportion_to_its_room():
+    block = tf.constant([[0.0, 0.5], [0.5, 1.0]], tf.float32)[None, :, :, None]  # mean 0.5
+    up = renderers.downsample_consistent(block, tf.fill([1, 1, 1, 1], 0.75), 2).numpy()[0, :, :, 0]
+    np.testing.assert_allclose(up, [[0.5, 0.75], [0.75, 1.0]], atol=1e-6)  # x + 0.25 (1 - x) / 0.5
+    down = renderers.downsample_consistent(block, tf.fill([1, 1, 1, 1], 0.25), 2).numpy()[0, :, :, 0]
+    np.testing.assert_allclose(down, [[0.0, 0.25], [0.25, 0.5]], atol=1e-6)  # x - 0.25 x / 0.5
+
+
+def test_downsample_consistent_gradient_matches_finite_differences():
+    x = tf.random.stateless_uniform([1, 4, 4, 1], seed=[5, 6], minval=0.1, maxval=0.9, dtype=tf.float64)
+    target = tf.constant([[[[0.3], [0.6]], [[0.7], [0.45]]]], tf.float64)
+    assert _max_jacobian_error(lambda t: renderers.downsample_consistent(t, target, 2), x) < 1e-6
+
+
 # --- box_mask and mask_render ---------------------------------------------------------------------------
 
 

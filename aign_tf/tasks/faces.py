@@ -467,8 +467,7 @@ class SuperResTask(FaceTask):
         return {"observation": renderers.downsample_render(images, self.config.factor)}
 
     def generator_inputs(self, batch):
-        size = self.config.image_size
-        up = tf.image.resize(batch["observation"], [size, size], method="nearest")
+        up = renderers.block_upsample(batch["observation"], self.config.factor)
         return {"condition": up, "base": up}
 
     def render(self, factors, batch):
@@ -478,13 +477,14 @@ class SuperResTask(FaceTask):
         return renderers.downsample_render(images, self.config.factor)
 
     def compose(self, face, exemplar, batch):
-        """Adds the chosen prior face's detail: the exemplar minus its own render, nearest-upsampled, whose mean
-        over every factor x factor block is 0. The sum is clipped to [0, 1] and each block's mean restored to
-        that of ``face`` (one projection step), so the output renders to what the generator's face renders to
-        and stays close to the valid range."""
-        up = lambda x: tf.repeat(tf.repeat(x, self.config.factor, axis=1), self.config.factor, axis=2)  # noqa: E731
-        clipped = tf.clip_by_value(face + exemplar - up(self.render(exemplar, batch)), 0.0, 1.0)
-        return clipped + up(self.render(face, batch) - self.render(clipped, batch))
+        """The observation upsampled plus the detail of the generator's face and of the chosen prior face (each
+        minus its own render, upsampled: 0 mean over every factor x factor block), projected onto [0, 1] with
+        every block's mean the observation's (``renderers.downsample_consistent``): the output renders to
+        the input exactly, so only detail the input cannot see differs from it."""
+        factor = self.config.factor
+        obs = batch["observation"]
+        low = self.render(face, batch) + self.render(exemplar, batch) - obs
+        return renderers.downsample_consistent(face + exemplar - renderers.block_upsample(low, factor), obs, factor)
 
     def serving_signature(self):
         s = self.config.image_size // self.config.factor
