@@ -36,7 +36,7 @@ TASK_DEFAULTS = {
     "instance_noise": {"inpaint": 0.1, "superres": 0.0, "pose3d": 0.0},
     "generator_noise": {"inpaint": True, "superres": False, "pose3d": False},
     "exemplars": {"inpaint": 256, "superres": 256, "pose3d": 0},
-    "exemplar_match": {"inpaint": 100.0, "superres": 100.0, "pose3d": 0.0},
+    "exemplar_match": {"inpaint": 300.0, "superres": 100.0, "pose3d": 0.0},
 }
 
 
