@@ -92,7 +92,7 @@ def occlude(images: tf.Tensor, seed, rate: float = 0.5, box=MOUTH_NOSE_BOX) -> t
     fills = tf.stack([
         tf.broadcast_to(mean, tf.shape(images)),
         mean + std * colour,
-        mean + std * tf.repeat(tf.repeat(blocks, 4, axis=1), 4, axis=2)[:, :size, :size],
+        mean + std * renderers.block_upsample(blocks, 4)[:, :size, :size],
         tf.random.stateless_uniform(tf.shape(images), seeds[4]),
         images + std * grey,
         images + std * colour,

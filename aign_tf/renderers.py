@@ -5,8 +5,8 @@ Each renderer is a pure function of tensors (no variables, no state) that works 
 wrong shape fails with one ``ValueError`` naming the argument instead of an error deep inside an op.
 
 Face tasks:
-  * super-resolution: ``downsample_render`` (average pooling); ``downsample_consistent`` projects images
-    onto those it renders to a given observation,
+  * super-resolution: ``downsample_render`` (average pooling); ``downsample_consistent`` maps images onto
+    those it renders to a given observation,
   * inpainting: ``mask_render`` with a mask from ``box_mask`` or ``random_box_masks``.
 Pose task:
   * ``perspective_render``: rigid transform + pinhole projection (tensorflow-graphics'
@@ -95,14 +95,15 @@ def block_upsample(images: tf.Tensor, factor: int) -> tf.Tensor:
 
 
 def downsample_consistent(images: tf.Tensor, target: tf.Tensor, factor: int) -> tf.Tensor:
-    """Projects images onto those the super-resolution renderer maps to ``target`` while staying in [0, 1].
+    """Maps images onto those the super-resolution renderer maps to ``target``, keeping them in [0, 1].
 
     The images are clipped to [0, 1]; each ``factor x factor`` block then moves towards the bound on the side
     of its mean error, each pixel in proportion to its room: with ``r = target - mean(clipped)`` per block and
     channel, ``x + r (1 - x) / mean(1 - x)`` for ``r > 0`` and ``x + r x / mean(x)`` for ``r < 0``. That sets
     every block's mean to ``target`` exactly and keeps every pixel in [0, 1] (for ``target`` in [0, 1]), and it
-    keeps the images' detail within a block where the block has room for it. (Sonderby et al. 2017 add the
-    detail to the upsampled observation the same way but without the range constraint.)
+    keeps the images' detail within a block where the block has room for it (a feasible point, not the nearest
+    one). Sonderby et al. 2017 add the detail to the upsampled observation the same way without the range
+    constraint.
 
     Args:
       images: `[B, H, W, C]` float; H and W divisible by ``factor``.
