@@ -471,7 +471,7 @@ class SuperResTask(FaceTask):
         return {"condition": up, "base": up}
 
     def render(self, factors, batch):
-        return renderers.downsample_render(factors, self.config.factor)
+        return self.observable(factors)  # the same for every example
 
     def observable(self, images):
         return renderers.downsample_render(images, self.config.factor)
