@@ -37,6 +37,8 @@ TASK_DEFAULTS = {
     "generator_noise": {"inpaint": True, "superres": False, "pose3d": False},
     "exemplars": {"inpaint": 256, "superres": 256, "pose3d": 0},
     "exemplar_match": {"inpaint": 300.0, "superres": 100.0, "pose3d": 0.0},
+    # Taken only where the bias leaves faces out (not --bias=none, not --prior_dir); see apply_task_defaults.
+    "negative_weight": {"inpaint": 0.0, "superres": 0.5, "pose3d": 0.0},
 }
 
 
@@ -79,9 +81,10 @@ flags.DEFINE_float("supervised_weight", 10.0, "Weight of the paired-supervision 
 flags.DEFINE_float("prior_cycle_weight", 0.0, "Weight of the prior cycle: L1 between prior samples and the "
                    "generator's output from their rendering (CycleGAN's backward cycle with the renderer as the "
                    "fixed forward map; uses only the unpaired prior). Face tasks.")
-flags.DEFINE_float("negative_weight", 0.0, "Face tasks with a --bias that excludes faces: the discriminator also "
+flags.DEFINE_float("negative_weight", None, "Face tasks with a --bias that excludes faces: the discriminator also "
                    "learns to reject the excluded faces (Rumi-GAN negatives), which take this share of its 'fake' "
-                   "side; in [0, 1), 0 = off.")
+                   "side; in [0, 1), 0 = off. " + _default_help("negative_weight")
+                   + " (0 with --bias=none or --prior_dir, which exclude no face).")
 flags.DEFINE_integer("fake_pool", 0, "Generated samples kept in a history the discriminator also trains on "
                      "(SimGAN / CycleGAN image pool, e.g. 50); 0 = off.")
 flags.DEFINE_float("feature_matching_weight", 0.0, "Weight of feature matching: the generator matches the batch "
@@ -190,6 +193,14 @@ def apply_task_defaults(flag_values=FLAGS) -> None:
     for name, per_task in TASK_DEFAULTS.items():
         if getattr(flag_values, name) is None:
             setattr(flag_values, name, per_task[flag_values.task])
+            if name == "negative_weight" and (flag_values.prior_dir or _selects_every_face(flag_values.bias)):
+                flag_values.negative_weight = 0.0  # nothing is excluded, so there are no negatives
+
+
+def _selects_every_face(bias: str) -> bool:
+    """Whether ``bias`` is the unbiased prior by name (an expression that happens to select every face is only
+    found on the labels: the task then stops with a message)."""
+    return bias.strip().lower() in ("none", "all")
 
 
 def pose_task_config(flags):

@@ -37,6 +37,7 @@ def test_train_eval_export_predict(tmp_path, shared_cache, task, bias):
     assert f"run directory: {run_dir}" in out
     assert "step 10/10" in out and "steps/s" in out and "ETA" in out
     assert "bias strength" in out and "consistency PSNR" in out
+    assert ("excluded faces are the negatives" in out) == (task == "superres")  # superres's default
     result = json.loads((run_dir / "eval.json").read_text())
     assert result["step"] == 10 and result["task"] == task
     assert np.isfinite(result["consistency_psnr_db"]) and "Male" in result["attributes"]

@@ -237,3 +237,21 @@ def test_negatives_need_a_bias_that_excludes_faces_and_a_weight_below_one(tmp_pa
     trainer = _trainer(tmp_path, tiny_splits, negative_weight=0.5)  # bias none: its batches carry no negatives
     with pytest.raises(ValueError, match="task 'inpaint' gives no negatives"):
         trainer._train_step(next(iter(trainer.task.train_dataset(4, 0, 0))))
+
+
+@pytest.mark.parametrize("task,bias,prior_dir,expected", [
+    ("superres", "male", None, 0.5), ("superres", "Male and not Young", None, 0.5), ("superres", "none", None, 0.0),
+    ("superres", " All ", None, 0.0), ("superres", "male", "faces/", 0.0), ("inpaint", "male", None, 0.0)])
+def test_super_resolution_takes_negatives_by_default_only_where_the_bias_excludes_faces(task, bias, prior_dir,
+                                                                                      expected):
+    import types
+
+    from aign_tf import main
+
+    defaults, _ = main.program_flags()
+    flags = types.SimpleNamespace(**{**vars(defaults), "task": task, "bias": bias, "prior_dir": prior_dir})
+    main.apply_task_defaults(flags)
+    assert flags.negative_weight == expected
+    explicit = types.SimpleNamespace(**{**vars(defaults), "task": task, "bias": bias, "negative_weight": 0.25})
+    main.apply_task_defaults(explicit)
+    assert explicit.negative_weight == 0.25  # set by the user: kept (the task says if there are no negatives)

@@ -457,6 +457,7 @@ class SuperResTask(FaceTask):
 
     name = "superres"
     in_channels = 3
+    exemplar_replaces_generator = True  # the output is the input plus the chosen face's detail; no U-Net
 
     def __init__(self, config: FaceTaskConfig, splits: FaceSplits, log=print):
         if config.factor < 2 or config.image_size % config.factor:
@@ -477,14 +478,14 @@ class SuperResTask(FaceTask):
         return renderers.downsample_render(images, self.config.factor)
 
     def compose(self, face, exemplar, batch):
-        """The observation upsampled plus the detail of the generator's face and of the chosen prior face (each
-        minus its own render, upsampled: 0 mean over every factor x factor block), projected onto [0, 1] with
-        every block's mean the observation's (``renderers.downsample_consistent``): the output renders to
-        the input exactly, so only detail the input cannot see differs from it."""
+        """``face`` is the observation upsampled (with exemplars the choice is the whole generator); the output
+        adds the chosen prior face's detail (the face minus its render, upsampled: 0 mean over every factor x
+        factor block) and is projected onto [0, 1] with every block's mean the observation's
+        (``renderers.downsample_consistent``): it renders to the input exactly, so only detail the input cannot
+        see differs from it, and that detail is a real face's."""
         factor = self.config.factor
-        obs = batch["observation"]
-        low = self.render(face, batch) + self.render(exemplar, batch) - obs
-        return renderers.downsample_consistent(face + exemplar - renderers.block_upsample(low, factor), obs, factor)
+        detail = exemplar - renderers.block_upsample(self.render(exemplar, batch), factor)
+        return renderers.downsample_consistent(face + detail, batch["observation"], factor)
 
     def serving_signature(self):
         s = self.config.image_size // self.config.factor
