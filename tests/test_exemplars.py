@@ -135,6 +135,32 @@ def test_evaluation_reports_how_many_exemplars_the_held_out_inputs_use(tmp_path,
     assert result["exemplar_top_share"] == pytest.approx(counts.max() / n)
 
 
+@pytest.mark.parametrize("bias,attribute", [("male", "Male"), ("old", "Young"), ("none", None)])
+def test_evaluation_png_shows_faces_with_and_without_the_bias_attribute(tmp_path, tiny_splits, monkeypatch, bias,
+                                                                        attribute):
+    from aign_tf import formats
+
+    task = _task(tiny_splits, bias=bias)
+    test = tiny_splits.test
+    names = list(test.attribute_names)
+    shown = task.sample_indices(test.labels, names)
+    if attribute is None:
+        np.testing.assert_array_equal(shown, np.arange(8))
+    else:
+        has = test.labels[:, names.index(attribute)] > 0
+        if attribute == "Male":  # the first 8 are not balanced here: the selection has work to do
+            assert has[:8].sum() != 4
+        np.testing.assert_array_equal(shown, np.sort(np.concatenate([np.flatnonzero(has)[:4],
+                                                                     np.flatnonzero(~has)[:4]])))
+    rows = []
+    monkeypatch.setattr(formats, "image_grid", lambda r: rows.extend(r) or np.zeros((4, 4, 3), np.float32))
+    task.evaluate(task.generator, str(tmp_path))
+    assert len(rows) == 8
+    for row, j in zip(rows, shown, strict=True):  # observation | output | truth of the shown example
+        np.testing.assert_allclose(row[2], test.images[j] / 255.0)
+        np.testing.assert_allclose(row[0], task._eval_batch(test.images[j:j + 1])["observation"][0], atol=1e-6)
+
+
 def test_superres_exemplars_train_with_ema_under_mixed_bfloat16(tmp_path, tiny_splits):
     task = _task(tiny_splits, SuperResTask, dtype_policy="mixed_bfloat16")
     trainer = Trainer(task, TrainConfig(steps=1, batch_size=4, mixed_precision="mixed_bfloat16", jit_compile=False,

@@ -333,13 +333,26 @@ class FaceTask(Task):
         if probe is not None:
             result.update(self._bias_figures(probe, outputs, images))
         os.makedirs(out_dir, exist_ok=True)
-        shown = min(8, n)
-        first = self._eval_batch(images[:shown])
-        rows = [[self._display_observation(first)[j].numpy(), outputs[j], images[j] / 255.0] for j in range(shown)]
+        shown = self.sample_indices(test.labels[:n], list(test.attribute_names))
+        observed = self._display_observation(self._eval_batch(images[shown])).numpy()
+        rows = [[observed[i], outputs[j], images[j] / 255.0] for i, j in enumerate(shown)]
         grid_path = os.path.join(out_dir, "eval_samples.png")
         formats.write_image(grid_path, formats.image_grid(rows))
         result["samples_png"] = grid_path
         return result
+
+    def sample_indices(self, labels: np.ndarray, names: list[str], count: int = 8) -> np.ndarray:
+        """Which of the held-out examples (labels [N, A]) the evaluation's PNG shows: the first ``count`` / 2 with
+        the bias attribute and the first without it, in held-out order, so the PNG shows the faces the bias
+        changes (the women, for --bias=male) beside those it keeps; the first ``count`` when the bias names no
+        attribute (none, --prior_dir) or one side is missing."""
+        target = None if self.config.prior_dir else bias_lib.bias_attribute(self.config.bias, names)
+        if target is not None:
+            has = np.asarray(labels)[:, names.index(target[0])] > 0
+            with_, without = np.flatnonzero(has)[:count // 2], np.flatnonzero(~has)[:count - count // 2]
+            if len(with_) == count // 2 and len(without) == count - count // 2:
+                return np.sort(np.concatenate([with_, without]))
+        return np.arange(min(count, len(labels)))
 
     def _bias_figures(self, probe, outputs: np.ndarray, true_images: np.ndarray) -> dict:
         names = list(probe.attribute_names)
