@@ -17,6 +17,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
+import tempfile
 
 import keras
 import numpy as np
@@ -27,7 +30,9 @@ from aign_tf.data.synthetic_faces import MOUTH_NOSE_BOX
 from aign_tf.networks.image import attribute_probe
 
 RELIABLE_ACCURACY = 0.75
-PROBE_VERSION = 5  # bump when the probe's architecture or training changes: it keys the cache
+PROBE_VERSION = 6  # bump when the probe's architecture or training changes: it keys the cache
+# 6: trained in a child process on one thread, so a machine trains the same probe whatever its core count (the
+#    training is 5's: on one thread it gives 5's one-thread instance)
 # 5: also noise added over the box's own content (grey and colour), labels unchanged
 # 4: augmentation drawn statelessly from (seed, batch index), so the same data and thread count train the same
 #    probe (3 drew brightness from a stateful generator inside a parallel map: two trainings differed by up to 0.09
@@ -116,15 +121,43 @@ def load_or_train_probe(cache_dir: str, train_images: np.ndarray, train_labels: 
                         log=print) -> Probe:
     """Trains the probe on (train_images uint8 [N, S, S, 3], train_labels uint8 [N, A]) once and caches it
     under ``cache_dir/probe_<hash>/``; later calls with the same data load it. Accuracy is measured on the
-    held-out (test_images, test_labels). At most ``max_train`` training images are used."""
+    held-out (test_images, test_labels). At most ``max_train`` training images are used.
+
+    The training runs in a child process on one thread (``_train_one_thread``): CPU reductions split by thread,
+    so the same data trained on two threads gives another instrument, and on this project's 2-core VM two
+    instances moved a super-resolution bias figure by 0.03-0.07. On one thread every machine of the same kind
+    (CPU, TensorFlow build) trains the same probe, whatever its core count."""
     train_images, train_labels = train_images[:max_train], train_labels[:max_train]
     folder = os.path.join(cache_dir, f"probe_{_key(train_images, train_labels, epochs, seed)}")
     model_path, info_path = os.path.join(folder, "probe.keras"), os.path.join(folder, "probe.json")
-    if os.path.exists(model_path) and os.path.exists(info_path):
-        with open(info_path) as f:
-            info = json.load(f)
-        return Probe(keras.models.load_model(model_path), attribute_names, info["accuracy"], info["base_rate"])
-    log(f"training the attribute probe on {len(train_images)} labelled images (cached in {folder})")
+    if not (os.path.exists(model_path) and os.path.exists(info_path)):
+        log(f"training the attribute probe on {len(train_images)} labelled images, one thread (cached in {folder})")
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            inputs = os.path.join(tmp, "inputs.npz")
+            np.savez(inputs, train_images=train_images, train_labels=train_labels, test_images=test_images,
+                     test_labels=test_labels, attribute_names=np.asarray(attribute_names, str))
+            _train_one_thread(inputs, folder, epochs, batch_size, seed)
+    with open(info_path) as f:
+        info = json.load(f)
+    return Probe(keras.models.load_model(model_path), attribute_names, info["accuracy"], info["base_rate"])
+
+
+def _train_one_thread(inputs: str, folder: str, epochs: int, batch_size: int, seed: int) -> None:
+    """Runs ``python -m aign_tf.probe`` on the arrays in ``inputs`` (.npz) with one intra-op and one inter-op
+    thread; it writes probe.keras and probe.json into ``folder``."""
+    args = [sys.executable, "-m", "aign_tf.probe", inputs, folder, str(epochs), str(batch_size), str(seed)]
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the child imports this aign_tf
+    path = os.pathsep.join(p for p in (package_parent, os.environ.get("PYTHONPATH")) if p)
+    proc = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path})
+    if proc.returncode != 0:
+        raise RuntimeError(f"training the attribute probe failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+def train_probe(folder: str, train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
+                test_labels: np.ndarray, attribute_names, epochs: int, batch_size: int, seed: int) -> None:
+    """Trains the probe in this process and writes ``folder``/probe.keras, then probe.json (held-out accuracy
+    and positive rate per attribute name)."""
     keras.utils.set_random_seed(seed)
     size = train_images.shape[1]
     model = attribute_probe(size, len(attribute_names))
@@ -144,14 +177,29 @@ def load_or_train_probe(cache_dir: str, train_images: np.ndarray, train_labels: 
           .shuffle(4096, seed=seed).batch(batch_size).enumerate()
           .map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
     model.fit(ds, epochs=epochs, verbose=0, shuffle=False)  # the dataset is already shuffled
-    probe = Probe(model, attribute_names, {}, {})
-    probs = probe.probabilities(test_images)
+    probs = Probe(model, attribute_names, {}, {}).probabilities(test_images)
     truth = test_labels.astype(bool)
-    probe.accuracy = {n: float(np.mean((probs[:, i] > 0.5) == truth[:, i])) for i, n in enumerate(attribute_names)}
-    probe.base_rate = {n: float(np.mean(truth[:, i])) for i, n in enumerate(attribute_names)}
-    os.makedirs(folder, exist_ok=True)
+    model_path = os.path.join(folder, "probe.keras")
     model.save(model_path + ".tmp.keras")
     os.replace(model_path + ".tmp.keras", model_path)
-    with open(info_path, "w") as f:
-        json.dump({"accuracy": probe.accuracy, "base_rate": probe.base_rate}, f, indent=1)
-    return probe
+    info = {"accuracy": {n: float(np.mean((probs[:, i] > 0.5) == truth[:, i])) for i, n in enumerate(attribute_names)},
+            "base_rate": {n: float(np.mean(truth[:, i])) for i, n in enumerate(attribute_names)},
+            "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                        "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}}
+    with open(os.path.join(folder, "probe.json"), "w") as f:
+        json.dump(info, f, indent=1)
+
+
+def _main(argv) -> None:
+    """``python -m aign_tf.probe INPUTS.npz FOLDER EPOCHS BATCH_SIZE SEED``: trains on one thread."""
+    tf.config.threading.set_intra_op_parallelism_threads(1)  # before the first op creates the runtime
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    inputs, folder, epochs, batch_size, seed = argv
+    with np.load(inputs) as data:
+        arrays = {k: data[k] for k in data.files}
+    train_probe(folder, arrays["train_images"], arrays["train_labels"], arrays["test_images"], arrays["test_labels"],
+                [str(n) for n in arrays["attribute_names"]], int(epochs), int(batch_size), int(seed))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

@@ -1,5 +1,7 @@
 """The attribute probe's training augmentation (artefact patches that carry no attribute)."""
 
+import json
+
 import numpy as np
 import tensorflow as tf
 
@@ -35,6 +37,10 @@ def test_the_same_data_trains_the_same_probe(tmp_path):
                                   epochs=2, batch_size=16, log=lambda *_: None) for name in ("a", "b")]
     for w_a, w_b in zip(probes[0].model.get_weights(), probes[1].model.get_weights(), strict=True):
         np.testing.assert_array_equal(w_a, w_b)
+    # Trained in a child process on one thread (0 = TensorFlow's default: one per core), whatever this one uses.
+    (info,) = [json.loads(p.read_text()) for p in (tmp_path / "a").glob("probe_*/probe.json")]
+    assert info["threads"] == {"intra_op": 1, "inter_op": 1}
+    assert not list((tmp_path / "a").glob("probe_*/tmp*"))  # the arrays handed to the child are gone
 
 
 def test_occlude_adds_noise_over_the_content_in_a_third_of_the_patches():
@@ -49,3 +55,16 @@ def test_occlude_adds_noise_over_the_content_in_a_third_of_the_patches():
         patch = o[inside].ravel()
         kept += patch.std() > 0 and np.corrcoef(patch, x[inside].ravel())[0, 1] > 0.5
     assert 0.22 * len(out) <= kept <= 0.45 * len(out)
+
+
+def test_a_failed_probe_training_says_so_with_the_child_process_error(tmp_path):
+    import pytest
+
+    from aign_tf.probe import load_or_train_probe
+
+    images = np.zeros((32, 32, 32, 3), np.uint8)
+    labels = np.zeros((32, 2), np.uint8)
+    expected = r"(?s)training the attribute probe failed \(exit 1\):\n.*Traceback.*same shape"
+    with pytest.raises(RuntimeError, match=expected):
+        load_or_train_probe(str(tmp_path), images, labels, images[:8], labels[:8], ["A", "B", "C"], epochs=1,
+                            batch_size=16, log=lambda *_: None)  # 3 names for 2 label columns
