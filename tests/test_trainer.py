@@ -229,7 +229,8 @@ def test_negatives_are_the_faces_the_bias_excludes_and_take_a_share_of_the_fake_
 
 def test_negatives_need_a_bias_that_excludes_faces_and_a_weight_below_one(tmp_path, tiny_splits):
     with pytest.raises(ValueError, match="--negative_weight needs a --bias that excludes some faces.*'none' selected "
-                                         "all 40 prior-pool images"):
+                                         "all 40 prior-pool images .superres takes 0.5 by default; "
+                                         "--negative_weight=0 trains without negatives.$"):
         InpaintTask(FaceTaskConfig(image_size=TINY, bias="none", negatives=True, g_filters=8, d_filters=8),
                     tiny_splits, log=lambda *_: None)
     with pytest.raises(ValueError, match="--negative_weight=1.0 must be in"):

@@ -118,7 +118,8 @@ class FaceTask(Task):
                 raise ValueError("--negative_weight needs a --bias that excludes some faces (the excluded ones are "
                                  f"the negatives); --bias={config.bias!r}"
                                  + (f" with --prior_dir={config.prior_dir}" if config.prior_dir else
-                                    f" selected all {len(pool)} prior-pool images"))
+                                    f" selected all {len(pool)} prior-pool images")
+                                 + " (superres takes 0.5 by default; --negative_weight=0 trains without negatives)")
             self.negatives = np.delete(pool.images, chosen, axis=0)
             self.prior_description += f"; {len(self.negatives)} excluded faces are the negatives"
         n_paired = int(round(config.paired_fraction * len(self.observations)))
