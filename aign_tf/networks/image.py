@@ -128,23 +128,21 @@ class ExemplarChoice(layers.Layer):
         return {**super().get_config(), "bank_shape": self.bank_shape, "temperature": self.temperature}
 
 
-def exemplar_generator(generator: keras.Model | None, bank, image_size: int, in_channels: int,
-                       base_filters: int = 16, dtype_policy: str = "float32", name: str = "generator") -> keras.Model:
-    """A choice among exemplars, beside an image generator or alone: a small strided-conv encoder of the
-    condition computes one logit per bank image, the task's ``logit_offset`` is added (Gumbel noise while
-    training, a match term) and ``ExemplarChoice`` picks one (example-based synthesis: Freeman et al. 2002 for
-    super-resolution, Hays & Efros 2007 for completion). The task decides how the exemplar enters the output
-    (the hole's content, or its high-frequency detail).
+def exemplar_generator(bank, image_size: int, in_channels: int, base_filters: int = 16,
+                       dtype_policy: str = "float32", name: str = "generator") -> keras.Model:
+    """A choice among exemplars as the whole generator: a small strided-conv encoder of the condition computes
+    one logit per bank image, the task's ``logit_offset`` is added (Gumbel noise while training, a match term)
+    and ``ExemplarChoice`` picks one (example-based synthesis: Freeman et al. 2002 for super-resolution, Hays &
+    Efros 2007 for completion). The task decides how the exemplar enters the output (the hole's content, or
+    its high-frequency detail over ``base``).
 
-    Inputs: condition [B, S, S, in_channels] and base [B, S, S, 3] (plus whatever else ``generator`` takes),
-    logit_offset [B, K]. bank: [K, S, S, 3] float array in [0, 1] (images of the prior collection).
-    Output: {"face": generator's output, or ``base`` without one, [B, S, S, 3]; "exemplar": [B, S, S, 3];
-    "logits": the logits the choice took, offset included, [B, K] float32}."""
+    Inputs: condition [B, S, S, in_channels], base [B, S, S, 3], logit_offset [B, K]. bank: [K, S, S, 3] float
+    array in [0, 1] (images of the prior collection).
+    Output: {"face": ``base``, [B, S, S, 3]; "exemplar": [B, S, S, 3]; "logits": the logits the choice took,
+    offset included, [B, K] float32}."""
     inputs = {"condition": keras.Input((image_size, image_size, in_channels), name="condition"),
-              "base": keras.Input((image_size, image_size, 3), name="base")}
-    if generator is not None:
-        inputs.update({k: keras.Input(v.shape[1:], name=k) for k, v in generator.input.items() if k not in inputs})
-    inputs["logit_offset"] = keras.Input((len(bank),), name="logit_offset")
+              "base": keras.Input((image_size, image_size, 3), name="base"),
+              "logit_offset": keras.Input((len(bank),), name="logit_offset")}
     x = layers.Rescaling(2.0, offset=-1.0, dtype=dtype_policy, name="select_signed")(inputs["condition"])
     for i, mult in enumerate((1, 2, 4, 4)):
         x = _conv(base_filters * mult, 3, 2, dtype_policy, f"select{i}", "relu")(x)
@@ -155,9 +153,7 @@ def exemplar_generator(generator: keras.Model | None, bank, image_size: int, in_
     choice = ExemplarChoice(bank.shape, dtype="float32", name="exemplar_choice")
     exemplar = choice(logits)
     choice.bank.assign(ops.convert_to_tensor(bank, "float32"))
-    face = inputs["base"] if generator is None else generator(
-        {k: v for k, v in inputs.items() if k != "logit_offset"})
-    return keras.Model(inputs, {"face": face, "exemplar": exemplar, "logits": logits}, name=name)
+    return keras.Model(inputs, {"face": inputs["base"], "exemplar": exemplar, "logits": logits}, name=name)
 
 
 def patch_discriminator(image_size: int, channels: int = 3, base_filters: int = 32, depth: int = 3,

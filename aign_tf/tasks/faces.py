@@ -90,7 +90,6 @@ class FaceTask(Task):
     """Shared machinery; subclasses define the observation, the generator's inputs and the renderer."""
 
     in_channels: int
-    exemplar_replaces_generator = False  # with --exemplars: True = the choice is the whole generator (no U-Net)
 
     def __init__(self, config: FaceTaskConfig, splits: FaceSplits, log=print):
         self.config = config
@@ -125,18 +124,17 @@ class FaceTask(Task):
         n_paired = int(round(config.paired_fraction * len(self.observations)))
         self.paired = np.zeros(len(self.observations), bool)
         self.paired[rng.permutation(len(self.observations))[:n_paired]] = True
-        self.generator = None
-        if not (config.exemplars and self.exemplar_replaces_generator):
-            self.generator = unet_generator(size, self.in_channels, config.g_filters,
-                                            noise=config.generator_noise, dtype_policy=config.dtype_policy)
-        if config.exemplars > 0:
+        if config.exemplars > 0:  # the choice of a prior face is the whole generator (no U-Net)
             if config.exemplars > len(self.prior):
                 log(f"--exemplars={config.exemplars}: the prior holds {len(self.prior)} faces, all of them are "
                     "the exemplars")
                 config = self.config = dataclasses.replace(config, exemplars=len(self.prior))
             bank = self.prior[np.sort(rng.permutation(len(self.prior))[:config.exemplars])]
-            self.generator = exemplar_generator(self.generator, bank.astype(np.float32) / 255.0, size,
-                                                self.in_channels, config.g_filters, dtype_policy=config.dtype_policy)
+            self.generator = exemplar_generator(bank.astype(np.float32) / 255.0, size, self.in_channels,
+                                                config.g_filters, dtype_policy=config.dtype_policy)
+        else:
+            self.generator = unet_generator(size, self.in_channels, config.g_filters,
+                                            noise=config.generator_noise, dtype_policy=config.dtype_policy)
         self.discriminator = patch_discriminator(self.discriminator_size(), 3, config.d_filters,
                                                  spectral_norm=config.spectral_norm, dtype_policy=config.dtype_policy)
 
@@ -382,7 +380,6 @@ class InpaintTask(FaceTask):
 
     name = "inpaint"
     in_channels = 6  # masked face, mask, pixel coordinates (y, x)
-    exemplar_replaces_generator = True  # the exemplar fills the whole hole; the visible pixels are the input's
 
     def __init__(self, config: FaceTaskConfig, splits: FaceSplits, log=print):
         if config.mask not in MASK_MODES:
@@ -471,7 +468,6 @@ class SuperResTask(FaceTask):
 
     name = "superres"
     in_channels = 3
-    exemplar_replaces_generator = True  # the output is the input plus the chosen face's detail; no U-Net
 
     def __init__(self, config: FaceTaskConfig, splits: FaceSplits, log=print):
         if config.factor < 2 or config.image_size % config.factor:
