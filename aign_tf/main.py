@@ -190,17 +190,13 @@ def train_config(flags):
 
 def apply_task_defaults(flag_values=FLAGS) -> None:
     """Fills the task-dependent flags the user left unset (see TASK_DEFAULTS)."""
+    from aign_tf.data.bias import names_every_face
+
     for name, per_task in TASK_DEFAULTS.items():
         if getattr(flag_values, name) is None:
             setattr(flag_values, name, per_task[flag_values.task])
-            if name == "negative_weight" and (flag_values.prior_dir or _selects_every_face(flag_values.bias)):
+            if name == "negative_weight" and (flag_values.prior_dir or names_every_face(flag_values.bias)):
                 flag_values.negative_weight = 0.0  # nothing is excluded, so there are no negatives
-
-
-def _selects_every_face(bias: str) -> bool:
-    """Whether ``bias`` is the unbiased prior by name (an expression that happens to select every face is only
-    found on the labels: the task then stops with a message)."""
-    return bias.strip().lower() in ("none", "all")
 
 
 def pose_task_config(flags):

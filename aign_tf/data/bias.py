@@ -229,3 +229,10 @@ def bias_attribute(expression: str, attribute_names: Sequence[str]) -> tuple[str
     for name, _, positive in _literals(_parse(expression, attribute_names)):
         return name, positive
     return None
+
+
+def names_every_face(expression: str) -> bool:
+    """Whether ``expression`` is the unbiased prior by name ('all', or a shortcut for it such as 'none'),
+    without the labels: an expression that happens to select every face is only found on them."""
+    word = expression.strip().lower()
+    return word == "all" or SHORTCUTS.get(word) == "all"
