@@ -17,14 +17,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 
 import numpy as np
 
-from aign_tf.main import TASK_NAMES, apply_task_defaults
+from aign_tf.building import TASK_NAMES, apply_task_defaults, build_task, train_config
+from aign_tf.machine import cpu_snapshot, load_average, machine_info, other_cpu_cores
 
 MAX_BENCH_TRAIN_IMAGES = 2000  # the built-in data is generated on first use: keep setup quick
 MAX_BENCH_TEST_IMAGES = 64
@@ -59,64 +59,6 @@ class BenchConfig:
             raise ValueError(f"bench matmul_sizes={self.matmul_sizes} must be one or more sizes >= 1")
         if self.warmup_steps < 1:
             raise ValueError(f"bench warmup_steps={self.warmup_steps} must be >= 1 (the first step traces)")
-
-
-# --- the machine ---------------------------------------------------------------------------------------
-def cpuinfo_field(name: str, cpuinfo_path: str = "/proc/cpuinfo") -> str | None:
-    """The first ``name`` field (e.g. ``"model name"``, ``"cpu MHz"``) of /proc/cpuinfo; None if absent."""
-    try:
-        with open(cpuinfo_path) as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip().lower() == name.lower():
-                    return value.strip()
-    except OSError:
-        pass
-    return None
-
-
-def cpu_model(cpuinfo_path: str = "/proc/cpuinfo") -> str:
-    """The CPU's ``model name`` from /proc/cpuinfo (or ``platform.processor()`` where there is none)."""
-    return cpuinfo_field("model name", cpuinfo_path) or platform.processor() or "unknown"
-
-
-def cpu_snapshot(stat_path: str = "/proc/stat") -> tuple[float, float, float | None]:
-    """(wall s, this process's CPU s, whole machine's busy CPU s or None without /proc/stat).
-
-    Busy = user + nice + system + irq + softirq + steal jiffies of the ``cpu`` line of /proc/stat."""
-    wall_s, own_s = time.perf_counter(), time.process_time()
-    try:
-        with open(stat_path) as f:
-            fields = [int(v) for v in f.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return wall_s, own_s, None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return wall_s, own_s, (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def other_cpu_cores(before: tuple, after: tuple) -> float | None:
-    """Average number of cores kept busy by *other* processes (and the hypervisor's steal) between two
-    :func:`cpu_snapshot` s: (machine busy - own CPU) / wall, clipped at 0. None without /proc/stat."""
-    if before[2] is None or after[2] is None:
-        return None
-    wall_s = max(after[0] - before[0], 1e-9)
-    return max(0.0, ((after[2] - before[2]) - (after[1] - before[1])) / wall_s)
-
-
-def machine_info() -> dict:
-    import keras
-    import tensorflow as tf
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    mhz = cpuinfo_field("cpu MHz")
-    return {"cpu_model": cpu_model(), "cpu_mhz": float(mhz) if mhz else None, "cores": cores,
-            "logical_cpus": os.cpu_count(),
-            "tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version(),
-            "gpus": len(tf.config.list_physical_devices("GPU"))}
-
-
-def load_average() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else []
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
@@ -253,8 +195,6 @@ def task_flags(flags, task_name: str):
 
 
 def _train_config(flags, jit_compile: bool):
-    from aign_tf.main import train_config
-
     return dataclasses.replace(train_config(flags), steps=1, jit_compile=jit_compile)
 
 
@@ -274,7 +214,6 @@ def bench_task(task_name: str, flags, cfg: BenchConfig, peak_gflops: float, log=
     import tensorflow as tf
 
     from aign_tf.export import export_for_serving
-    from aign_tf.main import build_task
     from trainers.loop import Trainer
 
     flags = task_flags(flags, task_name)

@@ -16,30 +16,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 from absl import app, flags, logging  # noqa: E402
 
-if __name__ == "__main__":
-    # ``python -m aign_tf.main`` runs this file as __main__; modules that import ``aign_tf.main`` (bench) must get
-    # this same module, not a second copy that would define every flag again.
-    sys.modules.setdefault("aign_tf.main", sys.modules[__name__])
+from aign_tf.building import FACE_TASKS, TASK_DEFAULTS, TASK_NAMES  # noqa: E402
 
 FLAGS = flags.FLAGS
 MODES = ("train", "eval", "export", "predict", "tune", "bench")
-
-TASK_NAMES = ("inpaint", "superres", "pose3d")
-FACE_TASKS = ("inpaint", "superres")
-# Flags whose default depends on the task (their flag default is None = "the task's default").
-TASK_DEFAULTS = {
-    "steps": {"inpaint": 1500, "superres": 1500, "pose3d": 3000},
-    "batch_size": {"inpaint": 16, "superres": 16, "pose3d": 64},
-    "num_train": {"inpaint": 12000, "superres": 12000, "pose3d": 10000},
-    "num_test": {"inpaint": 1000, "superres": 1000, "pose3d": 2000},
-    "eval_images": {"inpaint": 1000, "superres": 1000, "pose3d": 2000},
-    "instance_noise": {"inpaint": 0.1, "superres": 0.0, "pose3d": 0.0},
-    "generator_noise": {"inpaint": True, "superres": False, "pose3d": False},
-    "exemplars": {"inpaint": 256, "superres": 256, "pose3d": 0},
-    "exemplar_match": {"inpaint": 300.0, "superres": 100.0, "pose3d": 0.0},
-    # Taken only where the bias leaves faces out (not --bias=none, not --prior_dir); see apply_task_defaults.
-    "negative_weight": {"inpaint": 0.0, "superres": 0.5, "pose3d": 0.0},
-}
 
 
 def _default_help(name: str) -> str:
@@ -71,7 +51,7 @@ flags.DEFINE_integer("data_seed", 0, "Seed of the built-in dataset and of the ob
 flags.DEFINE_bool("deterministic", False, "Deterministic ops, so a resumed run equals an uninterrupted one.")
 flags.DEFINE_enum("mixed_precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"],
                   "Compute precision; mixed_float16 uses dynamic loss scaling (GPU only gains from it).")
-flags.DEFINE_bool("jit_compile", True, "Compile the train step with XLA.")
+flags.DEFINE_bool("jit_compile", None, "Compile the train step with XLA; " + _default_help("jit_compile") + ".")
 flags.DEFINE_enum("adversarial_loss", "non_saturating", ["non_saturating", "least_squares", "hinge", "wgan_gp"],
                   "Adversarial loss pair.")
 flags.DEFINE_integer("d_steps", 1, "Discriminator updates per generator update.")
@@ -153,126 +133,14 @@ flags.DEFINE_integer("bench_serving_calls", 50, "bench: batch-1 serving calls ti
 flags.DEFINE_string("bench_out", None, "bench: JSON results path (default runs/bench.json).")
 
 
-def _run_dir(bias_slug: str) -> str:
-    return FLAGS.run_dir or os.path.join("runs", f"{FLAGS.task}_{bias_slug}")
-
-
-def task_config(flags):
-    """The face task's configuration from parsed flags (or any object with the same attributes)."""
-    from aign_tf.tasks.faces import FaceTaskConfig
-
-    return FaceTaskConfig(image_size=flags.image_size, factor=flags.factor, mask=flags.mask, bias=flags.bias,
-                          prior_dir=flags.prior_dir, g_filters=flags.g_filters, d_filters=flags.d_filters,
-                          spectral_norm=flags.spectral_norm, generator_noise=flags.generator_noise,
-                          seed=flags.seed, dtype_policy=flags.mixed_precision,
-                          paired_fraction=flags.paired_fraction, negatives=flags.negative_weight > 0,
-                          exemplars=flags.exemplars, exemplar_balance=flags.exemplar_balance,
-                          exemplar_match=flags.exemplar_match, eval_images=flags.eval_images, data_seed=flags.data_seed,
-                          cache_dir=flags.cache_dir)
-
-
-def train_config(flags):
-    """The training loop's configuration from parsed flags (or any object with the same attributes)."""
-    from trainers.loop import TrainConfig
-
-    return TrainConfig(
-        steps=flags.steps, batch_size=flags.batch_size, seed=flags.seed, adversarial_loss=flags.adversarial_loss,
-        d_steps=flags.d_steps, fake_pool=flags.fake_pool, feature_matching_weight=flags.feature_matching_weight,
-        instance_noise=flags.instance_noise, diff_augment=flags.diff_augment,
-        gp_weight=flags.gp_weight, r1_weight=flags.r1_weight,
-        reconstruction_weight=flags.reconstruction_weight,
-        adversarial_weight=flags.adversarial_weight, supervised_weight=flags.supervised_weight,
-        prior_cycle_weight=flags.prior_cycle_weight, negative_weight=flags.negative_weight,
-        g_learning_rate=flags.g_learning_rate, d_learning_rate=flags.d_learning_rate, ema_decay=flags.ema_decay,
-        mixed_precision=flags.mixed_precision, jit_compile=flags.jit_compile,
-        checkpoint_every=flags.checkpoint_every, log_every=flags.log_every, image_every=flags.image_every)
-
-
-def apply_task_defaults(flag_values=FLAGS) -> None:
-    """Fills the task-dependent flags the user left unset (see TASK_DEFAULTS)."""
-    from aign_tf.data.bias import names_every_face
-
-    for name, per_task in TASK_DEFAULTS.items():
-        if getattr(flag_values, name) is None:
-            setattr(flag_values, name, per_task[flag_values.task])
-            if name == "negative_weight" and (flag_values.prior_dir or names_every_face(flag_values.bias)):
-                flag_values.negative_weight = 0.0  # nothing is excluded, so there are no negatives
-
-
-def pose_task_config(flags):
-    """The pose task's configuration from parsed flags (or any object with the same attributes)."""
-    from aign_tf.tasks.pose import PoseTaskConfig
-
-    return PoseTaskConfig(width=flags.pose_width, blocks=flags.pose_blocks, d_width=flags.pose_d_width,
-                          dtype_policy=flags.mixed_precision, paired_fraction=flags.paired_fraction,
-                          eval_images=flags.eval_images, data_seed=flags.data_seed)
-
-
-def load_splits(flags, log=print):
-    """The data of ``flags.task`` (FaceSplits or PoseSplits; built-in data is generated and cached on first use)."""
-    if flags.task == "pose3d":
-        from aign_tf.tasks.pose import load_pose_splits
-
-        splits = load_pose_splits(flags.data_dir, flags.prior_dir, flags.cache_dir, flags.data_seed,
-                                  flags.num_train, flags.num_test, flags.num_prior, log=log)
-        log(f"data: {splits.description}: {len(splits.train)} train / {len(splits.test)} test poses"
-            + "".join(f", {n} skipped ({reason})" for reason, n in splits.skipped.items()))
-    else:
-        from aign_tf.data.faces import load_face_splits
-
-        splits = load_face_splits(flags.data_dir, flags.image_size, flags.cache_dir, flags.data_seed,
-                                  flags.num_train, flags.num_test, flags.max_images)
-        log(f"data: {splits.source}: {len(splits.train)} train / {len(splits.test)} test images"
-            + (f", {splits.skipped_images} unreadable images skipped" if splits.skipped_images else ""))
-    return splits
-
-
-def make_task(flags, splits, log=print):
-    """The task named by ``flags.task`` over ``splits`` (from :func:`load_splits`, or a part of them)."""
-    if flags.task == "pose3d":
-        from aign_tf.tasks.pose import PoseTask
-
-        task = PoseTask(pose_task_config(flags), splits, log=log)
-    else:
-        from aign_tf.tasks.faces import TASKS
-
-        task = TASKS[flags.task](task_config(flags), splits, log=log)
-    log(f"prior: {task.prior_description}")
-    return task
-
-
-def build_task(flags, log=print):
-    """The task named by ``flags.task`` with its data."""
-    return make_task(flags, load_splits(flags, log), log)
-
-
-def seed_everything(flags) -> None:
-    """Seeds Python, NumPy and TensorFlow from ``flags.seed``; deterministic ops under ``flags.deterministic``."""
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(flags.seed)
-    if flags.deterministic:
-        tf.config.experimental.enable_op_determinism()
-
-
 def build(log=print):
     """Builds (task, trainer) from the flags."""
+    from aign_tf.building import build_task, default_run_dir, seed_everything, train_config
     from trainers.loop import Trainer
 
     seed_everything(FLAGS)
     task = build_task(FLAGS, log)
-    return task, Trainer(task, train_config(FLAGS), _run_dir(_slug()), log=log)
-
-
-def face_probe(flags, splits, log=print):
-    """The attribute probe eval measures face outputs with: trained once on ``splits.train`` (its accuracy on
-    ``splits.test``) and cached under ``flags.cache_dir``."""
-    from aign_tf.probe import load_or_train_probe
-
-    return load_or_train_probe(flags.cache_dir, splits.train.images, splits.train.labels, splits.test.images,
-                               splits.test.labels, splits.train.attribute_names, epochs=flags.probe_epochs,
-                               seed=flags.data_seed, log=log)
+    return task, Trainer(task, train_config(FLAGS), default_run_dir(FLAGS), log=log)
 
 
 def program_flags(flag_values=FLAGS) -> tuple[types.SimpleNamespace, set[str]]:
@@ -280,16 +148,6 @@ def program_flags(flag_values=FLAGS) -> tuple[types.SimpleNamespace, set[str]]:
     in a --flagfile). absl's own flags are left out."""
     defined = flag_values.get_flags_for_module(flag_values.find_module_defining_flag("task"))
     return types.SimpleNamespace(**{f.name: f.value for f in defined}), {f.name for f in defined if f.present}
-
-
-def _slug() -> str:
-    from aign_tf.data.bias import bias_slug
-
-    if FLAGS.prior_dir:
-        return "prior_" + bias_slug(os.path.basename(os.path.normpath(FLAGS.prior_dir)))
-    if FLAGS.task not in FACE_TASKS:
-        return "builtin" if FLAGS.data_dir in (None, "", "builtin") else "data"
-    return bias_slug(FLAGS.bias)
 
 
 def format_eval_table(result: dict) -> str:
@@ -318,6 +176,8 @@ def evaluate(task, trainer, log=print) -> dict:
 
     splits = task.splits
     if FLAGS.task in FACE_TASKS:
+        from aign_tf.building import face_probe
+
         result = task.evaluate(trainer.eval_generator, trainer.run_dir, probe=face_probe(FLAGS, splits, log))
         result["skipped_images"] = splits.skipped_images
         table, shows = format_eval_table(result), "input | output | truth"
@@ -334,6 +194,7 @@ def evaluate(task, trainer, log=print) -> dict:
 
 
 def export(task, trainer, log=print) -> str:
+    from aign_tf.building import run_slug
     from aign_tf.export import export_for_serving
 
     generator = trainer.eval_generator
@@ -341,8 +202,8 @@ def export(task, trainer, log=print) -> str:
     extra = {name: (lambda fn=fn, **inputs: fn(generator, **inputs), spec)
              for name, (fn, spec) in task.extra_serving_signatures().items()}
     path = export_for_serving(lambda **inputs: task.serve(generator, **inputs), task.serving_signature(),
-                              FLAGS.export_dir, f"{FLAGS.task}_{_slug()}", trackables=[generator], metadata=meta,
-                              extra_signatures=extra)
+                              FLAGS.export_dir, f"{FLAGS.task}_{run_slug(FLAGS)}", trackables=[generator],
+                              metadata=meta, extra_signatures=extra)
     log(f"SavedModel for TF Serving: {path}")
     return path
 
@@ -421,16 +282,19 @@ def _main(argv):
 
         bench.run(FLAGS)
         return
-    apply_task_defaults()
+    from aign_tf.building import apply_task_defaults
+
+    apply_task_defaults(FLAGS)
     if FLAGS.task not in FACE_TASKS:
         for name in ("bias", "image_size", "factor", "mask"):
             if FLAGS[name].present:
                 raise ValueError(f"--{name} applies to the face tasks ({', '.join(FACE_TASKS)}), "
                                  f"not --task={FLAGS.task}")
     if FLAGS.mode == "tune":
+        from aign_tf.building import default_run_dir
         from trainers import tune
 
-        tune.run(*program_flags(), _run_dir(_slug()))
+        tune.run(*program_flags(), default_run_dir(FLAGS))
         return
     task, trainer = build()
     print(f"run directory: {os.path.abspath(trainer.run_dir)}", flush=True)

@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from aign_tf import bench, main
+from aign_tf import bench, machine, main
 
 TINY = 32
 BATCH = 4
@@ -123,18 +123,18 @@ def test_bench_rejects_unknown_task(tmp_path):
 def test_machine_readings_from_proc_files(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\ncpu MHz\t\t: 2445.406\n")
-    assert bench.cpu_model(str(cpuinfo)) == "Test CPU 9000"
-    assert bench.cpuinfo_field("cpu mhz", str(cpuinfo)) == "2445.406"
-    assert bench.cpuinfo_field("cache size", str(cpuinfo)) is None
+    assert machine.cpu_model(str(cpuinfo)) == "Test CPU 9000"
+    assert machine.cpuinfo_field("cpu mhz", str(cpuinfo)) == "2445.406"
+    assert machine.cpuinfo_field("cache size", str(cpuinfo)) is None
     stat = tmp_path / "stat"
     stat.write_text("cpu  300 100 100 5000 7 50 50 100 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n")
-    _, _, busy_s = bench.cpu_snapshot(str(stat))
+    _, _, busy_s = machine.cpu_snapshot(str(stat))
     assert busy_s == pytest.approx(700 / os.sysconf("SC_CLK_TCK"))  # everything but idle and iowait
-    assert bench.cpu_snapshot(str(tmp_path / "missing"))[2] is None
+    assert machine.cpu_snapshot(str(tmp_path / "missing"))[2] is None
     # 3 busy core-seconds in 2 s of wall time, 1 of them ours: other processes kept 1 core busy.
-    assert bench.other_cpu_cores((0.0, 0.0, 10.0), (2.0, 1.0, 13.0)) == pytest.approx(1.0)
-    assert bench.other_cpu_cores((0.0, 0.0, 10.0), (2.0, 5.0, 13.0)) == 0.0
-    assert bench.other_cpu_cores((0.0, 0.0, None), (2.0, 1.0, 13.0)) is None
+    assert machine.other_cpu_cores((0.0, 0.0, 10.0), (2.0, 1.0, 13.0)) == pytest.approx(1.0)
+    assert machine.other_cpu_cores((0.0, 0.0, 10.0), (2.0, 5.0, 13.0)) == 0.0
+    assert machine.other_cpu_cores((0.0, 0.0, None), (2.0, 1.0, 13.0)) is None
 
 
 def test_command_line_names_the_module():

@@ -247,12 +247,12 @@ def test_super_resolution_takes_negatives_by_default_only_where_the_bias_exclude
                                                                                       expected):
     import types
 
-    from aign_tf import main
+    from aign_tf import building, main
 
     defaults, _ = main.program_flags()
     flags = types.SimpleNamespace(**{**vars(defaults), "task": task, "bias": bias, "prior_dir": prior_dir})
-    main.apply_task_defaults(flags)
+    building.apply_task_defaults(flags)
     assert flags.negative_weight == expected
     explicit = types.SimpleNamespace(**{**vars(defaults), "task": task, "bias": bias, "negative_weight": 0.25})
-    main.apply_task_defaults(explicit)
+    building.apply_task_defaults(explicit)
     assert explicit.negative_weight == 0.25  # set by the user: kept (the task says if there are no negatives)

@@ -9,7 +9,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from aign_tf import main
+from aign_tf import building, main
 from aign_tf.data import synthetic_poses
 from trainers import tune
 from trainers.loop import Trainer, TrainingDiverged
@@ -26,7 +26,7 @@ def _flags(tmp_path, **overrides):
                   image_every=100, cache_dir=str(tmp_path / "cache"), tune_trials=2, tune_steps=3)
     values.update(overrides)
     flags = types.SimpleNamespace(**values)
-    main.apply_task_defaults(flags)
+    building.apply_task_defaults(flags)
     return flags
 
 

@@ -28,8 +28,7 @@ import keras_tuner
 import numpy as np
 import tensorflow as tf
 
-from aign_tf import formats
-from aign_tf import main as cli
+from aign_tf import building, formats
 from trainers.loop import Trainer, TrainingDiverged
 
 # The search space: flag name -> (low, high) sampled log-uniformly, or flag name -> the choices.
@@ -115,10 +114,10 @@ def run_trial(setup: TrialSetup, hp: keras_tuner.HyperParameters, trial_dir: str
     values = search_space(hp, setup.current, setup.fixed)
     flags = types.SimpleNamespace(**{**vars(setup.flags), **values, "steps": setup.steps})
     keras.backend.clear_session()
-    cli.seed_everything(flags)  # the same seed for every trial, so trials differ by their hyper-parameters only
+    building.seed_everything(flags)  # the same seed for every trial, so trials differ by their hyper-parameters only
     try:
-        task = cli.make_task(flags, setup.splits, log=setup.log)
-        trainer = Trainer(task, cli.train_config(flags), trial_dir, log=setup.log)
+        task = building.make_task(flags, setup.splits, log=setup.log)
+        trainer = Trainer(task, building.train_config(flags), trial_dir, log=setup.log)
         trainer.train()
         extra = {"probe": setup.probe} if setup.probe is not None else {}
         result = task.evaluate(trainer.eval_generator, trial_dir, **extra)
@@ -266,9 +265,9 @@ def run(flags, explicit: set, run_dir: str, log=print) -> dict:
     settings = search_settings(flags, goal, steps)
     check_resumable(tune_dir, settings)
 
-    data = cli.load_splits(flags, log)
+    data = building.load_splits(flags, log)
     splits = validation_splits(data, flags.tune_val_fraction)
-    probe = cli.face_probe(flags, data, log) if flags.task in cli.FACE_TASKS else None
+    probe = building.face_probe(flags, data, log) if flags.task in building.FACE_TASKS else None
     if goal.name == "bias_strength":
         attribute = bias_target(flags, data.train.attribute_names)
         if not probe.reliable(attribute):
@@ -298,7 +297,7 @@ def bias_target(flags, attribute_names) -> str:
 
 def report(tuner, flags, explicit: set, run_dir: str, goal, steps: int, n_val: int, log=print) -> dict:
     """Prints the trial table and the retrain command; writes ``<run_dir>/tune/results.json``."""
-    from aign_tf.bench import machine_info
+    from aign_tf.machine import machine_info
 
     rows = trial_rows(tuner)
     baseline = {name: getattr(flags, name) for name in SEARCHED}
