@@ -294,7 +294,8 @@ def _slug() -> str:
 
 def format_eval_table(result: dict) -> str:
     """A plain-text table of an evaluation result."""
-    lines = [f"evaluation: task={result['task']} bias={result['bias']} on {result['eval_images']} held-out images",
+    prior = f"prior_dir={result['prior_dir']}" if result.get("prior_dir") else f"bias={result['bias']}"
+    lines = [f"evaluation: task={result['task']} {prior} on {result['eval_images']} held-out images",
              f"  consistency PSNR render(output) vs input: {result['consistency_psnr_db']:.2f} dB",
              f"  PSNR / SSIM vs true faces:                {result['psnr_vs_truth_db']:.2f} dB / "
              f"{result['ssim_vs_truth']:.3f}"]

@@ -286,8 +286,13 @@ class FaceTask(Task):
         grid = tf.concat([tf.clip_by_value(c[:rows], 0.0, 1.0) for c in cols], axis=2)  # [rows, S, 4S, 3]
         return tf.reshape(grid, [1, -1, grid.shape[2], 3])
 
+    @property
+    def bias(self) -> str | None:
+        """The ``--bias`` that selected the prior collection; None with ``--prior_dir`` (which replaces it)."""
+        return None if self.config.prior_dir else self.config.bias
+
     def export_metadata(self) -> dict:
-        return {"task": self.name, "bias": self.config.bias, "prior_dir": self.config.prior_dir,
+        return {"task": self.name, "bias": self.bias, "prior_dir": self.config.prior_dir,
                 "image_size": self.config.image_size, "prior": self.prior_description}
 
     # --- evaluation -------------------------------------------------------------------------------
@@ -319,7 +324,7 @@ class FaceTask(Task):
             outputs.append(factors.numpy())
         outputs = np.concatenate(outputs)
         result = {
-            "task": self.name, "bias": self.config.bias, "prior_dir": self.config.prior_dir,
+            "task": self.name, "bias": self.bias, "prior_dir": self.config.prior_dir,
             "prior": self.prior_description, "eval_images": int(n),
             "consistency_psnr_db": float(np.mean(np.concatenate(cons))),
             "psnr_vs_truth_db": float(np.mean(np.concatenate(psnr_truth))),
@@ -345,7 +350,7 @@ class FaceTask(Task):
         the bias attribute and the first without it, in held-out order, so the PNG shows the faces the bias
         changes (the women, for --bias=male) beside those it keeps; the first ``count`` when the bias names no
         attribute (none, --prior_dir) or one side is missing."""
-        target = None if self.config.prior_dir else bias_lib.bias_attribute(self.config.bias, names)
+        target = None if self.bias is None else bias_lib.bias_attribute(self.bias, names)
         if target is not None:
             has = np.asarray(labels)[:, names.index(target[0])] > 0
             with_, without = np.flatnonzero(has)[:count // 2], np.flatnonzero(~has)[:count - count // 2]
@@ -363,7 +368,7 @@ class FaceTask(Task):
                 "probe_reliable": probe.reliable(a)}
             for i, a in enumerate(names) if a in REPORTED_ATTRIBUTES}
         result = {"attributes": attributes}
-        target = None if self.config.prior_dir else bias_lib.bias_attribute(self.config.bias, names)
+        target = None if self.bias is None else bias_lib.bias_attribute(self.bias, names)
         if target is not None:
             attr, positive = target
             i = names.index(attr)
