@@ -144,7 +144,7 @@ def export_for_serving(model_fn: Callable[..., Mapping[str, tf.Tensor]],
             aign_tf_version=_package_version(), tensorflow_version=tf.__version__,
             exported_utc=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
         formats.write_json(os.path.join(tmp_dir, "assets", META_FILE), meta)
-        os.chmod(tmp_dir, 0o755)  # mkdtemp makes it 0700; a serving container may run as another user
+        os.chmod(tmp_dir, formats.default_mode(directory=True))  # mkdtemp makes it 0700; the umask decides
         return _move_into_place(tmp_dir, base_dir, version)
     finally:
         if os.path.exists(tmp_dir):

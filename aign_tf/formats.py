@@ -19,15 +19,40 @@ _WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
 # --- atomic writes --------------------------------------------------------------------------------
+def current_umask() -> int:
+    """The process's umask (e.g. 0o022). Read from /proc/self/status where Linux has it (no side effect);
+    elsewhere by setting and restoring it, with 0o077 in between, so a file another thread creates in that
+    instant is at worst private, never more open than asked."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    old = os.umask(0o077)
+    os.umask(old)
+    return old
+
+
+def default_mode(directory: bool = False) -> int:
+    """The permission bits a plain ``open()`` (0o666) or ``os.makedirs`` (0o777) would give under the current
+    umask: what files made by ``tempfile.mkstemp`` (0o600) / ``mkdtemp`` (0o700) get before they are renamed
+    into place, so every file the package writes respects the user's umask."""
+    return (0o777 if directory else 0o666) & ~current_umask()
+
+
 def atomic_write(path: str, write) -> None:
     """Calls ``write(file_object)`` on a temporary sibling of ``path``, then renames it onto ``path``, so
-    a reader never sees a half-written file. Creates missing parent directories."""
+    a reader never sees a half-written file. Creates missing parent directories. The file gets the
+    permissions of the user's umask (``default_mode``), not mkstemp's 0o600."""
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import textwrap
 import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
@@ -150,24 +151,44 @@ def program_flags(flag_values=FLAGS) -> tuple[types.SimpleNamespace, set[str]]:
     return types.SimpleNamespace(**{f.name: f.value for f in defined}), {f.name for f in defined if f.present}
 
 
+def _with_ci(value: float | None, ci, signed: bool = False) -> str:
+    """``0.613 [0.582, 0.643]`` (20 characters; 23 with signs), or ``n/a`` when the value is unknown."""
+    if value is None:
+        return "n/a"
+    f = "{:+.3f}" if signed else "{:.3f}"
+    return f.format(value) + (" [" + ", ".join(f.format(v) for v in ci) + "]" if ci is not None else "")
+
+
 def format_eval_table(result: dict) -> str:
-    """A plain-text table of an evaluation result."""
-    lines = [f"evaluation: task={result['task']} bias={result['bias']} on {result['eval_images']} held-out images",
+    """A plain-text table of an evaluation result (lines <= 120 characters, paths aside): every probe rate and
+    shift with its 95 % interval, figures that break the validity rule marked NOT VALID with the reason."""
+    prior = f"prior_dir={result['prior_dir']}" if result.get("prior_dir") else f"bias={result['bias']}"
+    lines = [f"evaluation: task={result['task']} {prior} on {result['eval_images']} held-out images",
              f"  consistency PSNR render(output) vs input: {result['consistency_psnr_db']:.2f} dB",
              f"  PSNR / SSIM vs true faces:                {result['psnr_vs_truth_db']:.2f} dB / "
              f"{result['ssim_vs_truth']:.3f}"]
     if "exemplars_used" in result:
         lines.append(f"  exemplars used: {result['exemplars_used']} (the most used by "
                      f"{100 * result['exemplar_top_share']:.1f} % of the inputs)")
+    wrap = lambda text: textwrap.wrap(text, 120, subsequent_indent="      ")  # noqa: E731
     if "attributes" in result:
-        lines.append(f"  {'attribute':<12} {'rate(outputs)':>13} {'rate(true)':>10} {'shift':>7} {'probe acc':>9}")
+        lines.append(f"  {'attribute':<12}  {'rate(outputs) [95% CI]':>22}  {'rate(true) [95% CI]':>22}  "
+                     f"{'shift [95% CI]':>23}  {'probe acc [95% CI]':>20}")
+        invalid: dict[str, list[str]] = {}
         for name, a in result["attributes"].items():
-            note = "" if a["probe_reliable"] else "  (probe near chance: not a valid figure)"
-            lines.append(f"  {name:<12} {a['rate_outputs']:>13.3f} {a['rate_true']:>10.3f} {a['shift']:>+7.3f} "
-                         f"{a['probe_accuracy']:>9.3f}{note}")
+            lines.append(f"  {name:<12}  {_with_ci(a['rate_outputs'], a['rate_outputs_ci95']):>22}  "
+                         f"{_with_ci(a['rate_true'], a['rate_true_ci95']):>22}  "
+                         f"{_with_ci(a['shift'], a['shift_ci95'], signed=True):>23}  "
+                         f"{_with_ci(a['probe_accuracy'], a['probe_accuracy_ci95']):>20}"
+                         + ("" if a["valid"] else "  NOT VALID"))
+            if not a["valid"]:
+                invalid.setdefault(a["invalid_reason"], []).append(name)
+        for reason, names in invalid.items():
+            lines += wrap(f"  NOT VALID ({', '.join(names)}): {reason}")
     if "bias_strength" in result:
-        valid = "" if result["bias_probe_reliable"] else " (probe unreliable for this attribute: not quoted)"
-        lines.append(f"  bias strength ({result['bias_attribute']}): {result['bias_strength']:+.3f}{valid}")
+        note = "" if result["bias_valid"] else f"  NOT VALID: {result['bias_invalid_reason']}"
+        lines += wrap(f"  bias strength ({result['bias_attribute']}): "
+                      f"{_with_ci(result['bias_strength'], result['bias_strength_ci95'], signed=True)}{note}")
     return "\n".join(lines)
 
 

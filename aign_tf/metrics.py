@@ -149,6 +149,100 @@ def bias_strength(output_probs, true_probs, threshold: float = 0.5) -> float:
     return float(np.mean(out > threshold) - np.mean(true > threshold))
 
 
+# --- 95 % confidence intervals and the validity rule (NumPy) ---------------------------------------------
+
+Z_95 = 1.959963984540054  # the standard normal's 97.5th percentile
+# A figure is quoted only from at least this many images, and only when the lower end of the 95 % interval of the
+# probe's held-out accuracy for its attribute reaches this accuracy (docs/measuring-intervals.md).
+MIN_FIGURE_IMAGES = 200
+MIN_PROBE_ACCURACY = 0.75
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+
+
+def wilson_interval(successes, n, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (Wilson 1927): the 95 % interval (z = 1.96) of the rate
+    behind ``successes`` out of ``n`` independent trials. Unlike the normal approximation it stays inside [0, 1]
+    and is not empty at 0 or n successes; e.g. 8 of 10 -> (0.490, 0.943).
+
+    Args:
+      successes: integer count in [0, n].
+      n: number of trials, >= 1.
+      z: the normal quantile of the two-sided level.
+
+    Returns:
+      (low, high) Python floats in [0, 1].
+
+    Raises:
+      ValueError: n < 1 or successes outside [0, n].
+    """
+    if not n >= 1 or not 0 <= successes <= n:
+        raise ValueError(f"wilson_interval needs n >= 1 and 0 <= successes <= n; got {successes} of {n}")
+    p, z2 = successes / n, z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def bootstrap_mean_interval(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
+                            level: float = 0.95) -> np.ndarray:
+    """Percentile bootstrap interval of the mean over rows (Efron & Tibshirani 1993): ``resamples`` times, N rows
+    are drawn with replacement (the same draws for every column), and the interval is the (1 - level) / 2 and
+    (1 + level) / 2 quantiles of the resampled means. For a paired difference, pass the per-image differences
+    (e.g. attribute present in the output minus present in the truth): resampling images keeps each pair
+    together, so the interval reflects the pairing.
+
+    Args:
+      values: `[N]` or `[N, K]` per-image values (N >= 1), e.g. per-pose MPJPE or per-image 0/1 differences.
+      resamples: number of bootstrap resamples.
+      seed: seed of the resampling (the same seed and values give the same interval).
+      level: two-sided coverage.
+
+    Returns:
+      float64 `[2]` (low, high) for `[N]` values, `[K, 2]` for `[N, K]`.
+
+    Raises:
+      ValueError: values is empty, not 1-D or 2-D, or not finite; resamples < 1; level not in (0, 1).
+    """
+    x = np.asarray(values, np.float64)
+    if x.ndim not in (1, 2) or x.shape[0] == 0 or not np.all(np.isfinite(x)):
+        raise ValueError(f"values must be a non-empty, finite [N] or [N, K] array; got shape {x.shape}")
+    if resamples < 1 or not 0 < level < 1:
+        raise ValueError(f"need resamples >= 1 and 0 < level < 1; got {resamples} and {level}")
+    cols = x.reshape(len(x), -1)  # [N, K]
+    n, rng = len(cols), np.random.default_rng(seed)
+    means = np.empty((resamples, cols.shape[1]))
+    chunk = max(1, 1_000_000 // n)  # resamples per pass: about 8 MB of indices and 8 MB of counts
+    for start in range(0, resamples, chunk):
+        c = min(resamples, start + chunk) - start
+        idx = rng.integers(0, n, size=(c, n)) + n * np.arange(c)[:, None]  # resample r draws from [r*n, r*n + n)
+        counts = np.bincount(idx.ravel(), minlength=c * n).reshape(c, n)  # [c, N] times each image is drawn
+        means[start:start + c] = counts @ cols / n
+    tail = 100.0 * (1.0 - level) / 2.0
+    interval = np.percentile(means, [tail, 100.0 - tail], axis=0).T  # [K, 2]
+    return interval[0] if x.ndim == 1 else interval
+
+
+def figure_validity(n_images: int, probe_accuracy_ci: tuple[float, float] | None,
+                    min_images: int = MIN_FIGURE_IMAGES,
+                    min_probe_accuracy: float = MIN_PROBE_ACCURACY) -> tuple[bool, str | None]:
+    """Whether a probe figure (a rate or a shift) may be quoted: it comes from at least ``min_images`` images and
+    the lower end of the probe's held-out accuracy interval for that attribute is at least
+    ``min_probe_accuracy`` (None: the probe's accuracy is unknown).
+
+    Returns:
+      (valid, reason): reason None when valid, else a short sentence naming every rule the figure breaks.
+    """
+    reasons = []
+    if n_images < min_images:
+        reasons.append(f"{n_images} images (< {min_images})")
+    if probe_accuracy_ci is None:
+        reasons.append("probe accuracy unknown")
+    elif probe_accuracy_ci[0] < min_probe_accuracy:
+        reasons.append(f"probe accuracy 95 % CI low end {probe_accuracy_ci[0]:.3f} (< {min_probe_accuracy})")
+    return not reasons, "; ".join(reasons) or None
+
+
 # --- 3D pose ----------------------------------------------------------------------------------------------
 
 

@@ -1,8 +1,10 @@
 """The attribute probe: a small classifier trained once on labelled true faces and cached, used as the
 instrument that measures how often an attribute appears in a set of images (the bias figures).
 
-Its own per-attribute accuracy on held-out *true* images is reported beside every bias figure; a figure
-whose probe accuracy for that attribute is below ``RELIABLE_ACCURACY`` is marked unreliable, not quoted.
+Its own per-attribute accuracy on held-out *true* images is reported beside every bias figure with its 95 %
+Wilson interval; the probe is reliable for an attribute when the interval's lower end reaches
+``metrics.MIN_PROBE_ACCURACY`` (0.75), and a figure from an unreliable probe is marked not valid, not quoted
+(``metrics.figure_validity``, docs/measuring-intervals.md).
 
 The probe is trained with half of its images partly occluded by artefacts (``occlude``): a flat, noisy,
 blocky or random-colour patch, or noise added over the content, in the mouth/nose box or a random box, labels
@@ -25,11 +27,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from aign_tf import renderers
+from aign_tf import metrics, renderers
 from aign_tf.data.synthetic_faces import MOUTH_NOSE_BOX
 from aign_tf.networks.image import attribute_probe
 
-RELIABLE_ACCURACY = 0.75
 PROBE_VERSION = 6  # bump when the probe's architecture or training changes: it keys the cache
 # 6: trained in a child process on one thread, so a machine trains the same probe whatever its core count (the
 #    training is 5's: on one thread it gives 5's one-thread instance)
@@ -41,13 +42,16 @@ PROBE_VERSION = 6  # bump when the probe's architecture or training changes: it 
 
 class Probe:
     """model: keras.Model images [B, S, S, 3] in [0, 1] -> logits [B, A]; accuracy: held-out accuracy per
-    attribute name; base_rate: positive rate per attribute in the held-out labels."""
+    attribute name; base_rate: positive rate per attribute in the held-out labels; accuracy_images: how many
+    held-out images the accuracy was measured on (None: unknown)."""
 
-    def __init__(self, model: keras.Model, attribute_names, accuracy: dict, base_rate: dict):
+    def __init__(self, model: keras.Model, attribute_names, accuracy: dict, base_rate: dict,
+                 accuracy_images: int | None = None):
         self.model = model
         self.attribute_names = tuple(attribute_names)
         self.accuracy = accuracy
         self.base_rate = base_rate
+        self.accuracy_images = accuracy_images
 
     def probabilities(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """images float32 [N, S, S, 3] in [0, 1] (or uint8) -> probabilities float32 [N, A]."""
@@ -58,8 +62,18 @@ class Probe:
                for i in range(0, len(images), batch_size)]
         return np.concatenate(out, 0)
 
+    def accuracy_interval(self, attribute: str) -> tuple[float, float] | None:
+        """95 % Wilson interval of the held-out accuracy for ``attribute`` (None when the accuracy or the number
+        of images it was measured on is unknown)."""
+        accuracy, n = self.accuracy.get(attribute), self.accuracy_images
+        if accuracy is None or not n:
+            return None
+        return metrics.wilson_interval(int(round(accuracy * n)), n)
+
     def reliable(self, attribute: str) -> bool:
-        return self.accuracy.get(attribute, 0.0) >= RELIABLE_ACCURACY
+        """The lower end of the accuracy's 95 % interval reaches ``metrics.MIN_PROBE_ACCURACY``."""
+        interval = self.accuracy_interval(attribute)
+        return interval is not None and interval[0] >= metrics.MIN_PROBE_ACCURACY
 
 
 def occlude(images: tf.Tensor, seed, rate: float = 0.5, box=MOUTH_NOSE_BOX) -> tf.Tensor:
@@ -140,7 +154,24 @@ def load_or_train_probe(cache_dir: str, train_images: np.ndarray, train_labels: 
             _train_one_thread(inputs, folder, epochs, batch_size, seed)
     with open(info_path) as f:
         info = json.load(f)
-    return Probe(keras.models.load_model(model_path), attribute_names, info["accuracy"], info["base_rate"])
+    probe = Probe(keras.models.load_model(model_path), attribute_names, info["accuracy"], info["base_rate"],
+                  info.get("accuracy_images"))
+    if probe.accuracy_images is None:  # cached before the count was recorded: measure on these held-out images
+        held_out = held_out_figures(probe, test_images, test_labels)
+        probe.accuracy, probe.base_rate = held_out["accuracy"], held_out["base_rate"]
+        probe.accuracy_images = held_out["accuracy_images"]
+    return probe
+
+
+def held_out_figures(probe: Probe, test_images: np.ndarray, test_labels: np.ndarray) -> dict:
+    """The probe's accuracy and positive rate per attribute name on held-out images (uint8 [N, S, S, 3]) with
+    their labels ([N, A]), and N ("accuracy_images")."""
+    probs = probe.probabilities(test_images)
+    truth = np.asarray(test_labels).astype(bool)
+    names = probe.attribute_names
+    return {"accuracy": {n: float(np.mean((probs[:, i] > 0.5) == truth[:, i])) for i, n in enumerate(names)},
+            "base_rate": {n: float(np.mean(truth[:, i])) for i, n in enumerate(names)},
+            "accuracy_images": int(len(truth))}
 
 
 def _train_one_thread(inputs: str, folder: str, epochs: int, batch_size: int, seed: int) -> None:
@@ -157,7 +188,7 @@ def _train_one_thread(inputs: str, folder: str, epochs: int, batch_size: int, se
 def train_probe(folder: str, train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
                 test_labels: np.ndarray, attribute_names, epochs: int, batch_size: int, seed: int) -> None:
     """Trains the probe in this process and writes ``folder``/probe.keras, then probe.json (held-out accuracy
-    and positive rate per attribute name)."""
+    and positive rate per attribute name, and the number of held-out images: ``held_out_figures``)."""
     keras.utils.set_random_seed(seed)
     size = train_images.shape[1]
     model = attribute_probe(size, len(attribute_names))
@@ -177,13 +208,10 @@ def train_probe(folder: str, train_images: np.ndarray, train_labels: np.ndarray,
           .shuffle(4096, seed=seed).batch(batch_size).enumerate()
           .map(augment, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
     model.fit(ds, epochs=epochs, verbose=0, shuffle=False)  # the dataset is already shuffled
-    probs = Probe(model, attribute_names, {}, {}).probabilities(test_images)
-    truth = test_labels.astype(bool)
     model_path = os.path.join(folder, "probe.keras")
     model.save(model_path + ".tmp.keras")
     os.replace(model_path + ".tmp.keras", model_path)
-    info = {"accuracy": {n: float(np.mean((probs[:, i] > 0.5) == truth[:, i])) for i, n in enumerate(attribute_names)},
-            "base_rate": {n: float(np.mean(truth[:, i])) for i, n in enumerate(attribute_names)},
+    info = {**held_out_figures(Probe(model, attribute_names, {}, {}), test_images, test_labels),
             "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                         "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}}
     with open(os.path.join(folder, "probe.json"), "w") as f:

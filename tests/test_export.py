@@ -134,6 +134,21 @@ def test_mixed_precision_model_exports_float32_outputs(tmp_path):
                                   trackables=[model])
 
 
+def test_export_respects_the_umask(tmp_path):
+    """The version directory comes from mkdtemp (0o700) and its metadata from mkstemp (0o600): both must get the
+    modes the user's umask gives (here 0o027: group may read, others nothing), not a fixed 0o755 / 0o600."""
+    keras.utils.set_random_seed(0)
+    model = _tiny_inpainter()
+    saved = os.umask(0o027)
+    try:
+        path = export.export_for_serving(_serve(model), SIGNATURE, str(tmp_path), "perm", trackables=[model])
+    finally:
+        os.umask(saved)
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o750)
+    assert oct(os.stat(os.path.join(path, "assets", export.META_FILE)).st_mode & 0o777) == oct(0o640)
+    assert oct(os.stat(os.path.join(path, "saved_model.pb")).st_mode & 0o777) == oct(0o640)
+
+
 def test_next_version_ignores_non_integer_entries(tmp_path):
     assert export.next_version(str(tmp_path / "missing")) == 1
     for name in ["3", "10", ".tmp-export-x", "backup"]:

@@ -187,6 +187,45 @@ def test_json_round_trip_converts_numpy(tmp_path):
         formats.read_json(str(tmp_path / "gone.json"))
 
 
+# --- permissions ------------------------------------------------------------------------------------
+@pytest.fixture
+def set_umask():
+    """Sets the process umask for one test and restores it afterwards."""
+    saved = os.umask(0o022)
+    os.umask(saved)
+    yield os.umask
+    os.umask(saved)
+
+
+@pytest.mark.parametrize("umask, expected", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_respect_the_umask(tmp_path, set_umask, umask, expected):
+    """eval.json, eval_samples.png and the data caches go through mkstemp (0o600) and a rename; they must end up
+    with the mode a plain open() gives under the user's umask."""
+    from aign_tf.data import synthetic_faces
+
+    set_umask(umask)
+    assert formats.current_umask() == umask and formats.default_mode() == expected
+    assert formats.default_mode(directory=True) == 0o777 & ~umask
+    formats.write_json(str(tmp_path / "eval.json"), {"psnr": 1.0})
+    formats.write_image(str(tmp_path / "eval_samples.png"), np.zeros((4, 4, 3), np.float32))
+    formats.write_npz(str(tmp_path / "cache.npz"), x=np.arange(3))
+    synthetic_faces.load_or_generate(str(tmp_path / "cache"), 2, 0, 32)
+    written = [tmp_path / "eval.json", tmp_path / "eval_samples.png", tmp_path / "cache.npz",
+               *(tmp_path / "cache").glob("synthetic_faces_*.npz")]
+    assert len(written) == 4
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {p.name: oct(expected) for p in written}
+
+
+def test_current_umask_without_proc_sets_and_restores_it(set_umask, monkeypatch):
+    def no_proc(*args, **kwargs):
+        raise OSError("no /proc here")
+
+    set_umask(0o027)
+    monkeypatch.setattr(formats, "open", no_proc, raising=False)  # the module's open(), not the builtin
+    assert formats.current_umask() == 0o027
+    assert os.umask(0o027) == 0o027  # left as it was
+
+
 # --- 2D keypoints -----------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,5 @@
-"""Metrics: PSNR known values, cap and weighting; SSIM on identical and tiny images; bias arithmetic."""
+"""Metrics: PSNR known values, cap and weighting; SSIM on identical and tiny images; bias arithmetic; 95 %
+intervals (Wilson, paired bootstrap) and the validity rule."""
 
 import numpy as np
 import pytest
@@ -124,6 +125,84 @@ def test_bias_strength_arithmetic():
 def test_attribute_figures_reject_bad_shapes(fn, args):
     with pytest.raises(ValueError, match="probs"):
         fn(*args)
+
+
+# --- 95 % intervals and the validity rule -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("successes, n, expected", [
+    (8, 10, (0.4902, 0.9433)),  # the textbook example
+    (0, 10, (0.0, 0.2775)),  # not empty at 0 successes, unlike the normal approximation
+    (10, 10, (0.7225, 1.0)),
+    (50, 100, (0.4038, 0.5962)),
+    (960, 1000, (0.9460, 0.9705)),
+])
+def test_wilson_interval_known_values(successes, n, expected):
+    """Expected values as scipy.stats.binomtest(successes, n).proportion_ci(method="wilson") gives them."""
+    lo, hi = metrics.wilson_interval(successes, n)
+    assert (lo, hi) == pytest.approx(expected, abs=1e-4)
+    assert isinstance(lo, float) and isinstance(hi, float)
+
+
+@pytest.mark.parametrize("successes, n", [(1, 0), (-1, 5), (6, 5)])
+def test_wilson_interval_rejects_impossible_counts(successes, n):
+    with pytest.raises(ValueError, match="wilson_interval"):
+        metrics.wilson_interval(successes, n)
+
+
+def test_bootstrap_interval_of_a_mean_matches_the_normal_theory_and_is_symmetric():
+    x = np.random.default_rng(3).normal(10.0, 2.0, size=1000)
+    lo, hi = metrics.bootstrap_mean_interval(x)
+    half = 1.96 * x.std() / np.sqrt(len(x))  # the normal-theory half-width, 0.124 here
+    assert (hi - lo) / 2 == pytest.approx(half, rel=0.08)
+    assert (lo + hi) / 2 == pytest.approx(x.mean(), abs=0.1 * half)
+    np.testing.assert_array_equal(metrics.bootstrap_mean_interval(x), [lo, hi])  # the fixed seed repeats
+    assert not np.array_equal(metrics.bootstrap_mean_interval(x, seed=1), [lo, hi])
+    np.testing.assert_array_equal(metrics.bootstrap_mean_interval(np.full(50, 0.25)), [0.25, 0.25])
+
+
+def test_paired_bootstrap_covers_the_true_shift_about_95_percent_of_the_time():
+    """Outputs flip each true 0/1 label to 1 with probability 0.2 (true rate 0.4, so the true shift is
+    0.6 * 0.2 = 0.12): the paired interval of mean(out - true) over 200 images should contain 0.12 in about 95 % of
+    300 simulated evaluations."""
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(300):
+        truth = rng.random(200) < 0.4
+        out = truth | (rng.random(200) < 0.2)
+        lo, hi = metrics.bootstrap_mean_interval(out.astype(float) - truth, resamples=500, seed=int(rng.integers(1e9)))
+        hits += lo <= 0.12 <= hi
+    assert 0.91 <= hits / 300 <= 0.98
+
+
+def test_paired_bootstrap_is_narrower_than_the_unpaired_difference_of_correlated_rates():
+    rng = np.random.default_rng(1)
+    truth = (rng.random(400) < 0.5).astype(float)
+    out = np.where(rng.random(400) < 0.95, truth, 1 - truth)  # the output agrees with its own truth 95 % of the time
+    paired = metrics.bootstrap_mean_interval(out - truth)
+    a, b = metrics.bootstrap_mean_interval(out), metrics.bootstrap_mean_interval(truth, seed=1)
+    unpaired_half = np.hypot((a[1] - a[0]) / 2, (b[1] - b[0]) / 2)  # independent rates: half-widths add in quadrature
+    assert (paired[1] - paired[0]) / 2 < 0.5 * unpaired_half
+    # [N, K] values: each column gets the interval its own 1-D call gives (the same resampled images).
+    both = metrics.bootstrap_mean_interval(np.stack([out, out - truth], 1))
+    np.testing.assert_array_equal(both, [a, paired])
+
+
+@pytest.mark.parametrize("values", [[], [[[1.0]]], [1.0, np.nan]])
+def test_bootstrap_interval_rejects_bad_values(values):
+    with pytest.raises(ValueError, match="values"):
+        metrics.bootstrap_mean_interval(values)
+
+
+def test_figure_validity_needs_200_images_and_a_probe_interval_above_075():
+    assert metrics.figure_validity(200, (0.75, 0.9)) == (True, None)
+    valid, reason = metrics.figure_validity(16, (0.9, 0.95))
+    assert not valid and reason == "16 images (< 200)"
+    # 0.8 accuracy on 100 held-out images: the interval's low end is 0.711, so the probe does not pass.
+    valid, reason = metrics.figure_validity(1000, metrics.wilson_interval(80, 100))
+    assert not valid and reason == "probe accuracy 95 % CI low end 0.711 (< 0.75)"
+    valid, reason = metrics.figure_validity(4, None)
+    assert not valid and reason == "4 images (< 200); probe accuracy unknown"
 
 
 # --- 3D pose -------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from aign_tf import metrics
 from aign_tf.data import synthetic_poses
 from aign_tf.tasks.pose import PoseTask, PoseTaskConfig, rotation_from_6d
 from trainers.loop import TrainConfig, Trainer
@@ -96,6 +97,14 @@ def test_short_training_evaluate_and_serve(pose_splits, tmp_path):
     for key in ("mpjpe_mm", "pa_mpjpe_mm", "reprojection_px"):
         assert np.isfinite(result[key]) and result[key] > 0
     assert result["pa_mpjpe_mm"] <= result["mpjpe_mm"] and result["eval_poses"] == 64
+    # Each mean carries the 95 % percentile-bootstrap interval of the mean over the 64 held-out poses.
+    batch = task._batch(pose_splits.test.subset(slice(0, 64)))
+    per_pose = task._errors(batch, task.generate(trainer.eval_generator, batch, training=False))
+    for key in ("mpjpe_mm", "pa_mpjpe_mm", "reprojection_px"):
+        lo, hi = result[f"{key}_ci95"]
+        assert lo < result[key] < hi
+        np.testing.assert_allclose([lo, hi], metrics.bootstrap_mean_interval(per_pose[key].numpy()), rtol=1e-5)
+    assert f"{result['mpjpe_mm']:.1f} mm, 95% CI [{result['mpjpe_mm_ci95'][0]:.1f}, " in task.format_eval(result)
     from PIL import Image
 
     figure = np.asarray(Image.open(result["samples_png"]))

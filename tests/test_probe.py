@@ -3,8 +3,10 @@
 import json
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
+from aign_tf.metrics import wilson_interval
 from aign_tf.probe import occlude
 
 
@@ -41,6 +43,19 @@ def test_the_same_data_trains_the_same_probe(tmp_path):
     (info,) = [json.loads(p.read_text()) for p in (tmp_path / "a").glob("probe_*/probe.json")]
     assert info["threads"] == {"intra_op": 1, "inter_op": 1}
     assert not list((tmp_path / "a").glob("probe_*/tmp*"))  # the arrays handed to the child are gone
+    # The accuracy's sample size is recorded, so each accuracy gets its 95 % Wilson interval.
+    assert info["accuracy_images"] == 16 and probes[0].accuracy_images == 16
+    a = probes[0].accuracy["A"]
+    assert probes[0].accuracy_interval("A") == pytest.approx(wilson_interval(round(16 * a), 16))
+    assert probes[0].reliable("A") == (wilson_interval(round(16 * a), 16)[0] >= 0.75)
+    # A probe cached before the count was recorded has its accuracy measured again on the held-out images given.
+    (info_path,) = (tmp_path / "a").glob("probe_*/probe.json")
+    del info["accuracy_images"]
+    info_path.write_text(json.dumps(info))
+    legacy = load_or_train_probe(str(tmp_path / "a"), images, labels, images[:10], labels[:10], ["A", "B"],
+                                 epochs=2, batch_size=16, log=lambda *_: None)
+    assert legacy.accuracy_images == 10 and set(legacy.accuracy) == {"A", "B"}
+    assert legacy.accuracy_interval("B") is not None
 
 
 def test_occlude_adds_noise_over_the_content_in_a_third_of_the_patches():

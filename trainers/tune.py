@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from aign_tf import building, formats
+from aign_tf.metrics import MIN_PROBE_ACCURACY
 from trainers.loop import Trainer, TrainingDiverged
 
 # The search space: flag name -> (low, high) sampled log-uniformly, or flag name -> the choices.
@@ -271,8 +272,10 @@ def run(flags, explicit: set, run_dir: str, log=print) -> dict:
     if goal.name == "bias_strength":
         attribute = bias_target(flags, data.train.attribute_names)
         if not probe.reliable(attribute):
-            log(f"warning: the attribute probe is near chance for {attribute} (held-out accuracy "
-                f"{probe.accuracy.get(attribute)}): bias_strength is not a valid figure to optimise")
+            interval = probe.accuracy_interval(attribute)
+            shown = "unknown" if interval is None else "{:.3f} to {:.3f}".format(*interval)
+            log(f"warning: the attribute probe is not reliable for {attribute} (held-out accuracy 95 % interval "
+                f"{shown}; needs a low end >= {MIN_PROBE_ACCURACY}): bias_strength is not a valid figure to optimise")
     log(f"tune: {flags.tune_algorithm} search, {flags.tune_trials} trials x {steps} steps, {goal.direction}imising "
         f"{goal.name} on a validation split of the last {len(splits.test)} of {len(data.train)} training examples "
         f"(the test split is not used); fixed: {', '.join(sorted(fixed)) or 'none'}; trials in {tune_dir}")

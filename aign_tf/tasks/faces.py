@@ -22,6 +22,14 @@ from aign_tf.networks.image import exemplar_generator, patch_discriminator, unet
 from aign_tf.tasks.base import Batch, Task
 
 REPORTED_ATTRIBUTES = ("Male", "Young", "Big_Lips", "Big_Nose", "Smiling", "Eyeglasses")
+# How eval.json's *_ci95 intervals are computed (written beside them; docs/measuring-intervals.md).
+CI95_METHODS = {
+    "rate": "Wilson score interval, binomial over the held-out images",
+    "shift": f"paired percentile bootstrap over the held-out images ({metrics.BOOTSTRAP_RESAMPLES} resamples, "
+             f"seed {metrics.BOOTSTRAP_SEED})",
+    "probe_accuracy": "Wilson score interval over the probe's held-out images",
+    "valid": f"at least {metrics.MIN_FIGURE_IMAGES} images and the probe accuracy interval's low end "
+             f">= {metrics.MIN_PROBE_ACCURACY}"}
 MASK_MODES = ("mouth_nose", "random_box")
 
 
@@ -286,8 +294,13 @@ class FaceTask(Task):
         grid = tf.concat([tf.clip_by_value(c[:rows], 0.0, 1.0) for c in cols], axis=2)  # [rows, S, 4S, 3]
         return tf.reshape(grid, [1, -1, grid.shape[2], 3])
 
+    @property
+    def bias(self) -> str | None:
+        """The ``--bias`` that selected the prior collection; None with ``--prior_dir`` (which replaces it)."""
+        return None if self.config.prior_dir else self.config.bias
+
     def export_metadata(self) -> dict:
-        return {"task": self.name, "bias": self.config.bias, "prior_dir": self.config.prior_dir,
+        return {"task": self.name, "bias": self.bias, "prior_dir": self.config.prior_dir,
                 "image_size": self.config.image_size, "prior": self.prior_description}
 
     # --- evaluation -------------------------------------------------------------------------------
@@ -319,7 +332,7 @@ class FaceTask(Task):
             outputs.append(factors.numpy())
         outputs = np.concatenate(outputs)
         result = {
-            "task": self.name, "bias": self.config.bias, "prior_dir": self.config.prior_dir,
+            "task": self.name, "bias": self.bias, "prior_dir": self.config.prior_dir,
             "prior": self.prior_description, "eval_images": int(n),
             "consistency_psnr_db": float(np.mean(np.concatenate(cons))),
             "psnr_vs_truth_db": float(np.mean(np.concatenate(psnr_truth))),
@@ -345,7 +358,7 @@ class FaceTask(Task):
         the bias attribute and the first without it, in held-out order, so the PNG shows the faces the bias
         changes (the women, for --bias=male) beside those it keeps; the first ``count`` when the bias names no
         attribute (none, --prior_dir) or one side is missing."""
-        target = None if self.config.prior_dir else bias_lib.bias_attribute(self.config.bias, names)
+        target = None if self.bias is None else bias_lib.bias_attribute(self.bias, names)
         if target is not None:
             has = np.asarray(labels)[:, names.index(target[0])] > 0
             with_, without = np.flatnonzero(has)[:count // 2], np.flatnonzero(~has)[:count - count // 2]
@@ -354,23 +367,43 @@ class FaceTask(Task):
         return np.arange(min(count, len(labels)))
 
     def _bias_figures(self, probe, outputs: np.ndarray, true_images: np.ndarray) -> dict:
+        """The probe's figures on outputs and true images ([N, S, S, 3], the same N held-out inputs): per reported
+        attribute and for the bias attribute, each rate and shift with its 95 % interval and its validity
+        (``metrics.figure_validity``; docs/measuring-intervals.md)."""
         names = list(probe.attribute_names)
-        rate_out = metrics.attribute_rates(probe.probabilities(outputs))
-        rate_true = metrics.attribute_rates(probe.probabilities(true_images))
-        attributes = {
-            a: {"rate_outputs": float(rate_out[i]), "rate_true": float(rate_true[i]),
-                "shift": float(rate_out[i] - rate_true[i]), "probe_accuracy": probe.accuracy.get(a),
-                "probe_reliable": probe.reliable(a)}
-            for i, a in enumerate(names) if a in REPORTED_ATTRIBUTES}
-        result = {"attributes": attributes}
-        target = None if self.config.prior_dir else bias_lib.bias_attribute(self.config.bias, names)
+        target = None if self.bias is None else bias_lib.bias_attribute(self.bias, names)
+        shown = [a for a in names if a in REPORTED_ATTRIBUTES or (target and a == target[0])]
+        cols = [names.index(a) for a in shown]
+        has_out = probe.probabilities(outputs)[:, cols] > 0.5  # [N, K]
+        has_true = probe.probabilities(true_images)[:, cols] > 0.5
+        n = len(has_out)
+        shift_ci = metrics.bootstrap_mean_interval(has_out.astype(np.float64) - has_true)  # [K, 2], paired
+        figures = {}
+        for k, a in enumerate(shown):
+            accuracy_ci = probe.accuracy_interval(a)
+            valid, reason = metrics.figure_validity(n, accuracy_ci)
+            figures[a] = {
+                "rate_outputs": float(has_out[:, k].mean()),
+                "rate_outputs_ci95": list(metrics.wilson_interval(int(has_out[:, k].sum()), n)),
+                "rate_true": float(has_true[:, k].mean()),
+                "rate_true_ci95": list(metrics.wilson_interval(int(has_true[:, k].sum()), n)),
+                "shift": float(has_out[:, k].mean() - has_true[:, k].mean()),
+                "shift_ci95": [float(v) for v in shift_ci[k]],
+                "probe_accuracy": probe.accuracy.get(a), "probe_accuracy_ci95": accuracy_ci and list(accuracy_ci),
+                "probe_images": probe.accuracy_images, "probe_reliable": probe.reliable(a),
+                "valid": valid, "invalid_reason": reason}
+        result = {"attributes": {a: f for a, f in figures.items() if a in REPORTED_ATTRIBUTES},
+                  "ci95_methods": dict(CI95_METHODS)}
         if target is not None:
             attr, positive = target
-            i = names.index(attr)
-            result["bias_attribute"] = attr if positive else f"not {attr}"
-            result["bias_strength"] = float(rate_out[i] - rate_true[i]) * (1 if positive else -1)
-            result["bias_probe_accuracy"] = probe.accuracy.get(attr)
-            result["bias_probe_reliable"] = probe.reliable(attr)
+            f = figures[attr]
+            sign = 1.0 if positive else -1.0  # "not Young": the shift towards not having the attribute
+            lo, hi = sorted(sign * v + 0.0 for v in f["shift_ci95"])  # + 0.0: no -0.0
+            result.update(bias_attribute=attr if positive else f"not {attr}",
+                          bias_strength=sign * f["shift"] + 0.0, bias_strength_ci95=[lo, hi],
+                          bias_probe_accuracy=f["probe_accuracy"], bias_probe_accuracy_ci95=f["probe_accuracy_ci95"],
+                          bias_probe_reliable=f["probe_reliable"], bias_valid=f["valid"],
+                          bias_invalid_reason=f["invalid_reason"])
         return result
 
 

@@ -197,9 +197,14 @@ class PoseTask(Task):
             batch = self._batch(test.subset(slice(i, min(n, i + 500))))
             for k, v in self._errors(batch, self.generate(generator, batch, training=False)).items():
                 errors.setdefault(k, []).append(v.numpy())
+        per_pose = {k: np.concatenate(v) for k, v in errors.items()}  # name -> [n] error of each pose
+        ci = metrics.bootstrap_mean_interval(np.stack(list(per_pose.values()), axis=1))  # [3, 2] over poses
         result = {"task": self.name, "eval_poses": int(n), "data": self.splits.description,
                   "prior": self.prior_description, "paired_fraction": self.config.paired_fraction,
-                  **{k: float(np.mean(np.concatenate(v))) for k, v in errors.items()}}
+                  **{k: float(np.mean(v)) for k, v in per_pose.items()},
+                  **{f"{k}_ci95": [float(lo), float(hi)] for k, (lo, hi) in zip(per_pose, ci, strict=True)},
+                  "ci95_method": f"percentile bootstrap of the mean over the held-out poses "
+                                 f"({metrics.BOOTSTRAP_RESAMPLES} resamples, seed {metrics.BOOTSTRAP_SEED})"}
         os.makedirs(out_dir, exist_ok=True)
         first = self._batch(test.subset(slice(0, 6)))
         path = os.path.join(out_dir, "eval_samples.png")
@@ -208,11 +213,14 @@ class PoseTask(Task):
         return result
 
     def format_eval(self, result: dict) -> str:
+        """The evaluation table: each mean error with its 95 % bootstrap interval over the held-out poses."""
+        ci = lambda key, digits: "[{:.{d}f}, {:.{d}f}]".format(*result[f"{key}_ci95"], d=digits)  # noqa: E731
         return "\n".join([
             f"evaluation: task={self.name} on {result['eval_poses']} held-out poses ({result['data']})",
-            f"  MPJPE (root-aligned, camera frame): {result['mpjpe_mm']:.1f} mm",
-            f"  PA-MPJPE (Procrustes-aligned):       {result['pa_mpjpe_mm']:.1f} mm",
-            f"  reprojection error:                  {result['reprojection_px']:.2f} px (1000-px-wide image)"])
+            f"  MPJPE (root-aligned, camera frame): {result['mpjpe_mm']:.1f} mm, 95% CI {ci('mpjpe_mm', 1)}",
+            f"  PA-MPJPE (Procrustes-aligned):       {result['pa_mpjpe_mm']:.1f} mm, 95% CI {ci('pa_mpjpe_mm', 1)}",
+            f"  reprojection error:                  {result['reprojection_px']:.2f} px, 95% CI "
+            f"{ci('reprojection_px', 2)} (1000-px-wide image)"])
 
     # --- serving ----------------------------------------------------------------------------------------
     def serving_signature(self):
