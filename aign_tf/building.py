@@ -7,6 +7,7 @@ command line -> (bench, tune) -> building -> tasks -> data / networks / renderer
 from __future__ import annotations
 
 import os
+import types
 
 TASK_NAMES = ("inpaint", "superres", "pose3d")
 FACE_TASKS = ("inpaint", "superres")
@@ -149,6 +150,28 @@ def run_slug(flags) -> str:
     return bias_slug(flags.bias)
 
 
-def default_run_dir(flags) -> str:
-    """``--run_dir`` or ``runs/<task>_<slug>``."""
-    return flags.run_dir or os.path.join("runs", f"{flags.task}_{run_slug(flags)}")
+def default_settings(flags, flag_defaults):
+    """The defining settings (``aign_tf.runs``) of ``flags``' task, bias and prior folder with every other flag at
+    its default (the data: built-in; the flags read are those of ``flags``' data); ``flag_defaults``: a namespace
+    of every program flag's default."""
+    from aign_tf import runs
+
+    same = {name: getattr(flags, name) for name in ("task", "bias", "prior_dir", "data_dir")}
+    defaults = types.SimpleNamespace(**{**vars(flag_defaults), **same})
+    apply_task_defaults(defaults)
+    return {**runs.defining_settings(defaults), "data_dir": runs.normalise("data_dir", flag_defaults.data_dir)}
+
+
+def run_name(flags, flag_defaults) -> str:
+    """``<task>_<slug>`` plus a part per defining setting that differs from its default (``aign_tf.runs.run_name``):
+    ``inpaint_male``, ``inpaint_male-seed1``, ``inpaint_male-data_dir_celeba``."""
+    from aign_tf import runs
+
+    return runs.run_name(f"{flags.task}_{run_slug(flags)}", runs.defining_settings(flags),
+                         default_settings(flags, flag_defaults))
+
+
+def default_run_dir(flags, flag_defaults) -> str:
+    """``--run_dir`` or ``runs/<run_name>``; ``flags``: every program flag (task defaults applied),
+    ``flag_defaults``: their defaults (``aign_tf.main.program_flags``, ``flag_defaults``)."""
+    return flags.run_dir or os.path.join("runs", run_name(flags, flag_defaults))

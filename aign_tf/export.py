@@ -3,7 +3,9 @@
 TF Serving polls ``<export_root>/<model_name>/`` and serves the largest integer-named version. A version
 directory is written under a temporary dot-name first and renamed into place, so the server never loads a
 half-written model. The ``serving_default`` signature has named, typed, shaped inputs and named float32
-outputs; ``assets/aign_tf_meta.json`` records what the model is (task, bias, sizes, versions) for people.
+outputs; ``assets/aign_tf_meta.json`` records what the model is (task, bias, sizes, versions, and from the command
+line the checkpoint and a digest of the weights, so an unchanged model is not exported again:
+:func:`newest_version_holding`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,22 @@ def next_version(base_dir: str) -> int:
     versions = [int(name) for name in os.listdir(base_dir)
                 if name.isdigit() and os.path.isdir(os.path.join(base_dir, name))]
     return max(versions, default=0) + 1
+
+
+def newest_version_holding(export_root: str, model_name: str, weights_digest: str) -> str | None:
+    """The newest version directory of ``export_root/model_name`` if its metadata records ``weights_digest``
+    (see ``trainers.loop.weights_digest``), else None: exporting those weights again would only add an identical
+    version, which TF Serving would roll over to as if it were a new model."""
+    base_dir = os.path.join(export_root, model_name)
+    newest = next_version(base_dir) - 1
+    if newest < 1:
+        return None
+    path = os.path.join(base_dir, str(newest))
+    try:
+        meta = read_metadata(path)
+    except (FileNotFoundError, ValueError):  # not exported by aign_tf, or its metadata is damaged
+        return None
+    return path if isinstance(meta, dict) and meta.get("weights_digest") == weights_digest else None
 
 
 def _check_signature(input_signature: Mapping[str, tf.TensorSpec]) -> list[tf.TensorSpec]:

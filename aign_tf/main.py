@@ -8,6 +8,7 @@ Modes: ``train`` (default: train, resume if a checkpoint exists, then evaluate, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import textwrap
@@ -40,7 +41,9 @@ flags.DEFINE_string("data_dir", None, "Face data: unset/'builtin' = procedural f
                     "unset/'builtin' = procedural skeletons; a folder with Human3.6M's data_3d_h36m.npz "
                     "(datasets/h36m/README.md).")
 flags.DEFINE_string("cache_dir", "datasets/cache", "Where generated/decoded data and the attribute probe are cached.")
-flags.DEFINE_string("run_dir", None, "Checkpoints, TensorBoard, eval results. Default runs/<task>_<bias>.")
+flags.DEFINE_string("run_dir", None, "Checkpoints, TensorBoard, eval results, settings.json. Default "
+                    "runs/<task>_<bias>, plus -<flag><value> per setting that differs from its default, e.g. "
+                    "runs/inpaint_male-seed1 (docs/how-it-works.md, 'Run folders').")
 flags.DEFINE_string("export_dir", "saved_models", "SavedModels go to <export_dir>/<task>_<bias>/<version>/.")
 flags.DEFINE_integer("steps", None, "Training steps (generator updates); " + _default_help("steps"))
 flags.DEFINE_integer("batch_size", None, "Batch size; " + _default_help("batch_size"))
@@ -134,14 +137,14 @@ flags.DEFINE_integer("bench_serving_calls", 50, "bench: batch-1 serving calls ti
 flags.DEFINE_string("bench_out", None, "bench: JSON results path (default runs/bench.json).")
 
 
-def build(log=print):
-    """Builds (task, trainer) from the flags."""
-    from aign_tf.building import build_task, default_run_dir, seed_everything, train_config
+def build(run_dir: str, log=print):
+    """Builds (task, trainer) from the flags; the trainer's state lives in ``run_dir``."""
+    from aign_tf.building import build_task, seed_everything, train_config
     from trainers.loop import Trainer
 
     seed_everything(FLAGS)
     task = build_task(FLAGS, log)
-    return task, Trainer(task, train_config(FLAGS), default_run_dir(FLAGS), log=log)
+    return task, Trainer(task, train_config(FLAGS), run_dir, log=log)
 
 
 def program_flags(flag_values=FLAGS) -> tuple[types.SimpleNamespace, set[str]]:
@@ -157,6 +160,12 @@ def _with_ci(value: float | None, ci, signed: bool = False) -> str:
         return "n/a"
     f = "{:+.3f}" if signed else "{:.3f}"
     return f.format(value) + (" [" + ", ".join(f.format(v) for v in ci) + "]" if ci is not None else "")
+
+
+def flag_defaults(flag_values=FLAGS) -> types.SimpleNamespace:
+    """A namespace of every flag this program defines with its default (None for the task-dependent ones)."""
+    defined = flag_values.get_flags_for_module(flag_values.find_module_defining_flag("task"))
+    return types.SimpleNamespace(**{f.name: f.default for f in defined})
 
 
 def format_eval_table(result: dict) -> str:
@@ -215,16 +224,29 @@ def evaluate(task, trainer, log=print) -> dict:
 
 
 def export(task, trainer, log=print) -> str:
+    """Exports the run's generator as the next version of ``<export_dir>/<task>_<slug>``, unless the newest
+    version already holds the same weights (then nothing is written: TF Serving would take an identical
+    version for a new model)."""
     from aign_tf.building import run_slug
-    from aign_tf.export import export_for_serving
+    from aign_tf.export import export_for_serving, newest_version_holding
+    from trainers.loop import weights_digest
 
     generator = trainer.eval_generator
-    meta = dict(task.export_metadata(), step=int(trainer.step.numpy()))
+    model_name = f"{FLAGS.task}_{run_slug(FLAGS)}"
+    digest = weights_digest(generator)
+    same = newest_version_holding(FLAGS.export_dir, model_name, digest)
+    if same:
+        log(f"SavedModel for TF Serving: {same} already holds these weights (weights digest {digest}); "
+            "nothing exported")
+        return same
+    checkpoint = trainer.manager.latest_checkpoint
+    meta = dict(task.export_metadata(), step=int(trainer.step.numpy()), run_dir=os.path.abspath(trainer.run_dir),
+                checkpoint=checkpoint and os.path.abspath(checkpoint), weights_digest=digest)
     extra = {name: (lambda fn=fn, **inputs: fn(generator, **inputs), spec)
              for name, (fn, spec) in task.extra_serving_signatures().items()}
     path = export_for_serving(lambda **inputs: task.serve(generator, **inputs), task.serving_signature(),
-                              FLAGS.export_dir, f"{FLAGS.task}_{run_slug(FLAGS)}", trackables=[generator],
-                              metadata=meta, extra_signatures=extra)
+                              FLAGS.export_dir, model_name, trackables=[generator], metadata=meta,
+                              extra_signatures=extra)
     log(f"SavedModel for TF Serving: {path}")
     return path
 
@@ -311,22 +333,47 @@ def _main(argv):
             if FLAGS[name].present:
                 raise ValueError(f"--{name} applies to the face tasks ({', '.join(FACE_TASKS)}), "
                                  f"not --task={FLAGS.task}")
+    from aign_tf import runs
+    from aign_tf.building import default_run_dir
+
+    values, given = program_flags()
+    run_dir = default_run_dir(values, flag_defaults())
     if FLAGS.mode == "tune":
-        from aign_tf.building import default_run_dir
         from trainers import tune
 
-        tune.run(*program_flags(), default_run_dir(FLAGS))
+        with runs.locked(os.path.join(run_dir, "tune")):
+            tune.run(values, given, run_dir)
         return
-    task, trainer = build()
-    print(f"run directory: {os.path.abspath(trainer.run_dir)}", flush=True)
+    if FLAGS.mode != "train" and not os.path.exists(os.path.join(run_dir, "checkpoints", "checkpoint")):
+        raise ValueError(f"no checkpoint in {run_dir}; train first (--mode=train) or set --run_dir")
+    # Every mode that writes into the run folder holds its lock (predict writes there unless --output is given).
+    writes = FLAGS.mode != "predict" or not FLAGS.output
+    with runs.locked(run_dir) if writes else contextlib.nullcontext():
+        _run(values, "run_dir" in given, run_dir, writes)
+
+
+def _run(values, run_dir_given: bool, run_dir: str, writes: bool, log=print):
+    """train / eval / export / predict in ``run_dir``, after checking that the folder holds this command's
+    settings (a new folder records them)."""
+    from aign_tf import runs
+    from aign_tf.building import default_settings
+
+    settings = runs.defining_settings(values)
+    recorded = runs.check_settings(run_dir, settings, default_settings(values, flag_defaults()), run_dir_given)
+    if not recorded and os.path.exists(os.path.join(run_dir, "checkpoints", "checkpoint")):
+        log(f"warning: {run_dir} has checkpoints but no {runs.SETTINGS_FILE} (made before aign_tf recorded a "
+            "run's settings): assuming this command's settings" + (", recording them" if writes else ""))
+    print(f"run directory: {os.path.abspath(run_dir)}", flush=True)
+    task, trainer = build(run_dir)
+    if FLAGS.mode == "train" or (writes and not recorded):
+        runs.write_settings(run_dir, settings, runs.recorded_settings(values))
     if FLAGS.mode == "train":
         trainer.train()
         evaluate(task, trainer)
         if FLAGS.export:
             export(task, trainer)
         return
-    if trainer.restore() == 0:
-        raise app.UsageError(f"no checkpoint in {trainer.run_dir}; train first (--mode=train) or set --run_dir")
+    trainer.restore()
     {"eval": evaluate, "export": export, "predict": predict}[FLAGS.mode](task, trainer)
 
 

@@ -54,11 +54,16 @@ def test_train_eval_export_predict(tmp_path, shared_cache, task, bias):
     assert set(inputs) == ({"image", "mask"} if task == "inpaint" else {"image"})
     assert "face" in signature.structured_outputs
 
+    meta = json.loads((export_dir / f"{task}_{slug}" / "1" / "assets" / "aign_tf_meta.json").read_text())
+    assert meta["step"] == 10 and meta["checkpoint"] == str(run_dir / "checkpoints" / "ckpt-10")
+    assert len(meta["weights_digest"]) == 16
     if task == "superres":  # (inpaint's resume: the kill-and-resume test below)
-        # Re-running the same command resumes (nothing to train) and exports version 2.
+        # Re-running the same command resumes (nothing to train) and exports nothing: version 1 holds these
+        # weights (a version 2 would be an identical model TF Serving takes for a new one).
         out = _run(cli("--steps=10", *common), REPO)
         assert "resumed from" in out and "nothing to do" in out
-        assert (export_dir / f"{task}_{slug}" / "2" / "saved_model.pb").exists()
+        assert f"{export_dir / f'{task}_{slug}' / '1'} already holds these weights" in out
+        assert sorted(os.listdir(export_dir / f"{task}_{slug}")) == ["1"]
 
     # predict: a folder of images in, PNGs out.
     from aign_tf import formats

@@ -149,6 +149,22 @@ def test_export_respects_the_umask(tmp_path):
     assert oct(os.stat(os.path.join(path, "saved_model.pb")).st_mode & 0o777) == oct(0o640)
 
 
+def test_newest_version_holding_finds_only_the_newest_with_the_same_weights(tmp_path):
+    keras.utils.set_random_seed(0)
+    model, root = _tiny_inpainter(), str(tmp_path)
+    assert export.newest_version_holding(root, "m", "aaaa") is None  # nothing exported yet
+    first = export.export_for_serving(_serve(model), SIGNATURE, root, "m", trackables=[model],
+                                      metadata={"weights_digest": "aaaa"})
+    assert export.newest_version_holding(root, "m", "aaaa") == first
+    assert export.newest_version_holding(root, "m", "bbbb") is None
+    second = export.export_for_serving(_serve(model), SIGNATURE, root, "m", trackables=[model],
+                                       metadata={"weights_digest": "bbbb"})
+    assert export.newest_version_holding(root, "m", "bbbb") == second
+    assert export.newest_version_holding(root, "m", "aaaa") is None  # only the newest counts: it would roll back
+    os.makedirs(os.path.join(root, "m", "3"))  # a version without aign_tf's metadata
+    assert export.newest_version_holding(root, "m", "bbbb") is None
+
+
 def test_next_version_ignores_non_integer_entries(tmp_path):
     assert export.next_version(str(tmp_path / "missing")) == 1
     for name in ["3", "10", ".tmp-export-x", "backup"]:
