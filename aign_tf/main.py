@@ -44,7 +44,8 @@ flags.DEFINE_string("cache_dir", "datasets/cache", "Where generated/decoded data
 flags.DEFINE_string("run_dir", None, "Checkpoints, TensorBoard, eval results, settings.json. Default "
                     "runs/<task>_<bias>, plus -<flag><value> per setting that differs from its default, e.g. "
                     "runs/inpaint_male-seed1 (docs/how-it-works.md, 'Run folders').")
-flags.DEFINE_string("export_dir", "saved_models", "SavedModels go to <export_dir>/<task>_<bias>/<version>/.")
+flags.DEFINE_string("export_dir", "saved_models", "SavedModels go to <export_dir>/<run name>/<version>/ (the run name: "
+                    "the default run folder's, e.g. inpaint_male).")
 flags.DEFINE_integer("steps", None, "Training steps (generator updates); " + _default_help("steps"))
 flags.DEFINE_integer("batch_size", None, "Batch size; " + _default_help("batch_size"))
 flags.DEFINE_integer("image_size", 64, "Face image size (the factors' resolution).")
@@ -224,15 +225,16 @@ def evaluate(task, trainer, log=print) -> dict:
 
 
 def export(task, trainer, log=print) -> str:
-    """Exports the run's generator as the next version of ``<export_dir>/<task>_<slug>``, unless the newest
-    version already holds the same weights (then nothing is written: TF Serving would take an identical
-    version for a new model)."""
-    from aign_tf.building import run_slug
+    """Exports the run's generator as the next version of ``<export_dir>/<run name>`` (the default run folder's
+    name: ``inpaint_male``, ``inpaint_male-seed1``, so models trained on other settings, which may take other
+    inputs, are served under other names), unless the newest version already holds the same weights (then
+    nothing is written: TF Serving would take an identical version for a new model)."""
+    from aign_tf.building import run_name
     from aign_tf.export import export_for_serving, newest_version_holding
     from trainers.loop import weights_digest
 
     generator = trainer.eval_generator
-    model_name = f"{FLAGS.task}_{run_slug(FLAGS)}"
+    model_name = run_name(program_flags()[0], flag_defaults())
     digest = weights_digest(generator)
     same = newest_version_holding(FLAGS.export_dir, model_name, digest)
     if same:

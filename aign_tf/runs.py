@@ -137,7 +137,7 @@ def _part(name: str, value) -> str:
         value = ("tfds_" if tfds else "") + os.path.basename(os.path.normpath(path))
     if isinstance(value, (list, tuple)):
         value = "_".join(map(str, value))
-    text = re.sub(r"[^a-z0-9.+-]+", "_", str(value).lower()).strip("_")
+    text = re.sub(r"[^a-z0-9.-]+", "_", str(value).lower()).strip("_")  # also a SavedModel name
     return f"{name}_{text}" if isinstance(value, str) else f"{name}{text}"
 
 
