@@ -152,3 +152,10 @@ def run_slug(flags) -> str:
 def default_run_dir(flags) -> str:
     """``--run_dir`` or ``runs/<task>_<slug>``."""
     return flags.run_dir or os.path.join("runs", f"{flags.task}_{run_slug(flags)}")
+
+
+def has_checkpoint(run_dir: str) -> bool:
+    """Whether ``run_dir`` holds a training checkpoint (the state file tf.train.CheckpointManager writes in
+    ``<run_dir>/checkpoints``, where trainers.loop.Trainer saves); read without TensorFlow, so a command that needs
+    one stops at once."""
+    return os.path.isfile(os.path.join(run_dir, "checkpoints", "checkpoint"))
