@@ -1,8 +1,8 @@
 """aign_tf command line: ``python -m aign_tf.main --task=inpaint --bias=male``.
 
 Modes: ``train`` (default: train, resume if a checkpoint exists, then evaluate, save samples and export),
-``eval``, ``export``, ``predict`` (files in, PNGs out), ``tune`` (keras-tuner hyper-parameter search,
-``trainers/tune.py``) and ``bench``. ``--helpfull`` lists every flag;
+``eval``, ``export``, ``predict`` (files in, PNGs out: ``aign_tf/predict.py``), ``tune`` (keras-tuner
+hyper-parameter search, ``trainers/tune.py``) and ``bench``. ``--helpfull`` lists every flag;
 ``--flagfile=FILE`` reads flags from a file.
 """
 
@@ -14,11 +14,9 @@ import sys
 import textwrap
 import types
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+from absl import app, flags, logging
 
-from absl import app, flags, logging  # noqa: E402
-
-from aign_tf.building import FACE_TASKS, TASK_DEFAULTS, TASK_NAMES  # noqa: E402
+from aign_tf.building import FACE_TASKS, TASK_DEFAULTS, TASK_NAMES
 
 FLAGS = flags.FLAGS
 MODES = ("train", "eval", "export", "predict", "tune", "bench")
@@ -118,9 +116,18 @@ flags.DEFINE_integer("pose_d_width", 256, "pose3d: discriminator hidden width.")
 flags.DEFINE_integer("max_images", None, "CelebA/TFDS: use at most this many images per split.")
 flags.DEFINE_integer("probe_epochs", 6, "Epochs of the attribute probe (trained once, cached).")
 flags.DEFINE_bool("export", True, "train mode: export a SavedModel at the end.")
-flags.DEFINE_string("input", None, "predict: an image file or a folder of images.")
-flags.DEFINE_string("input_mask", None, "predict (inpaint): a mask image (white = hole); default the task's mask.")
-flags.DEFINE_string("output", None, "predict: output folder (default <run_dir>/predictions).")
+flags.DEFINE_string("input", None, "predict: an image file or a folder of images (face tasks; unreadable files are "
+                    "skipped and listed in <output>/skipped.txt); pose3d: a keypoint file (.json or .npy).")
+flags.DEFINE_string("input_mask", None, "predict (inpaint): a mask image (white = hole), cut like the photos; default "
+                    "the task's mask.")
+flags.DEFINE_string("output", None, "predict: output folder (default <run_dir>/predictions): the predictions, "
+                    "predictions.json (inputs, outputs, model) and skipped.txt.")
+flags.DEFINE_enum("crop", "auto", ["auto", "celeba", "center", "none"], "predict (face tasks): the part of each photo "
+                  "the model sees: celeba = the box the CelebA loader trains on (brows to chin of an aligned 178x218 "
+                  "photo), center = the central square, none = the whole photo squashed to a square, auto = celeba "
+                  "for a photo with the aligned CelebA shape, center otherwise.")
+flags.DEFINE_bool("tf_log", False, "Show TensorFlow's C++ start-up log (CUDA probing, CPU features), hidden by "
+                  "default; TF_CPP_MIN_LOG_LEVEL is then left as you set it.")
 flags.DEFINE_integer("tune_trials", 8, "tune: number of trials (hyper-parameter settings). Re-running the same "
                      "command resumes the search; a larger value adds trials.")
 flags.DEFINE_integer("tune_steps", None, "tune: training steps per trial; default a quarter of --steps: " + ", ".join(
@@ -253,58 +260,11 @@ def export(task, trainer, log=print) -> str:
     return path
 
 
-def predict(task, trainer, log=print) -> list[str]:
-    import numpy as np
-
-    from aign_tf import formats
-
-    if not FLAGS.input:
-        raise app.UsageError("--mode=predict needs --input=FILE_OR_FOLDER")
-    if FLAGS.task == "pose3d":
-        return _predict_pose(task, trainer, log)
-    paths = formats.list_images(FLAGS.input) if os.path.isdir(FLAGS.input) else [FLAGS.input]
-    out_dir = FLAGS.output or os.path.join(trainer.run_dir, "predictions")
-    spec = task.serving_signature()["image"]
-    size = spec.shape[1]
-    images = np.stack([formats.read_image(p, size) for p in paths]).astype(np.float32)
-    inputs = {"image": images}
-    if "mask" in task.serving_signature():
-        if FLAGS.input_mask:
-            mask = formats.read_mask(FLAGS.input_mask, size)[None]
-        else:
-            mask = task.observe(images, 0)["mask"].numpy()[:1]
-        inputs["mask"] = np.repeat(mask, len(images), 0)
-    faces = task.serve(trainer.eval_generator, **inputs)["face"].numpy()
-    written = []
-    for p, face in zip(paths, faces, strict=True):
-        written.append(os.path.join(out_dir, os.path.splitext(os.path.basename(p))[0] + f"_{task.name}.png"))
-        formats.write_image(written[-1], face)
-    log(f"wrote {len(written)} predictions to {out_dir}")
-    return written
-
-
-def _predict_pose(task, trainer, log=print) -> list[str]:
-    import numpy as np
-
-    from aign_tf import formats
-
-    inputs = formats.read_keypoints(FLAGS.input, task.skeleton.num_joints)
-    n = len(inputs["joints_2d"])
-    if "focal" not in inputs:
-        inputs["focal"] = np.full((n, 2), task.config.nominal_focal, np.float32)
-        log(f"no focal length in {FLAGS.input}: assuming the nominal {task.config.nominal_focal} (normalised)")
-    out = {k: v.numpy() for k, v in task.serve_with_camera(trainer.eval_generator, **inputs).items()}
-    out_dir = FLAGS.output or os.path.join(trainer.run_dir, "predictions")
-    stem = os.path.join(out_dir, os.path.splitext(os.path.basename(FLAGS.input))[0] + f"_{task.name}")
-    formats.write_json(stem + ".json", {"units": "mm", "joint_names": list(task.skeleton.joint_names), **out})
-    formats.write_image(stem + ".png", task.prediction_figure(inputs, out))
-    log(f"wrote {n} 3D poses to {stem}.json and a figure to {stem}.png")
-    return [stem + ".json", stem + ".png"]
-
-
 def main(argv):
     try:
         _main(argv)
+    except app.UsageError as e:  # one line, not absl's docstring and flag list
+        _usage_error(str(e))
     except (ValueError, FileNotFoundError) as e:
         if os.environ.get("AIGN_TRACEBACK"):
             raise
@@ -318,11 +278,32 @@ def main(argv):
         raise
 
 
+def _usage_error(message: str):
+    """A usage error: one line on stderr, exit status 2."""
+    sys.stderr.write(f"aign_tf: error: {message} (see --helpfull)\n")
+    sys.exit(2)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, a bad flag reported like every other usage error."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        _usage_error(str(e))
+
+
+def _import_tensorflow() -> None:
+    from aign_tf import quiet
+
+    quiet.import_tensorflow(show_log=FLAGS.tf_log)
+
+
 def _main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
     if FLAGS.mode == "bench":  # each task with its own defaults
+        _import_tensorflow()
         from aign_tf import bench
 
         bench.run(FLAGS)
@@ -331,32 +312,44 @@ def _main(argv):
 
     apply_task_defaults(FLAGS)
     if FLAGS.task not in FACE_TASKS:
-        for name in ("bias", "image_size", "factor", "mask"):
+        for name in ("bias", "image_size", "factor", "mask", "crop"):
             if FLAGS[name].present:
-                raise ValueError(f"--{name} applies to the face tasks ({', '.join(FACE_TASKS)}), "
-                                 f"not --task={FLAGS.task}")
+                raise app.UsageError(f"--{name} applies to the face tasks ({', '.join(FACE_TASKS)}), "
+                                     f"not --task={FLAGS.task}")
     from aign_tf import runs
-    from aign_tf.building import default_run_dir
+    from aign_tf.building import default_run_dir, has_checkpoint
 
     values, given = program_flags()
     run_dir = default_run_dir(values, flag_defaults())
     if FLAGS.mode == "tune":
+        _import_tensorflow()
         from trainers import tune
 
         with runs.locked(os.path.join(run_dir, "tune")):
             tune.run(values, given, run_dir)
         return
-    if FLAGS.mode != "train" and not os.path.exists(os.path.join(run_dir, "checkpoints", "checkpoint")):
-        raise ValueError(f"no checkpoint in {run_dir}; train first (--mode=train) or set --run_dir")
+    # Every check a user's argument can fail comes before TensorFlow, the data and the model are loaded.
+    if FLAGS.mode == "predict" and not FLAGS.input:
+        raise app.UsageError("--mode=predict needs --input=FILE_OR_FOLDER")
+    if FLAGS.input_mask and FLAGS.task != "inpaint":
+        raise app.UsageError(f"--input_mask applies to --task=inpaint, not --task={FLAGS.task}")
+    if FLAGS.mode != "train" and not has_checkpoint(run_dir):
+        raise app.UsageError(f"no checkpoint in {run_dir}; train first (--mode=train) or set --run_dir")
+    request = None
+    if FLAGS.mode == "predict":
+        from aign_tf import predict
+
+        request = predict.check_request(FLAGS.task, FLAGS.input, FLAGS.output or os.path.join(run_dir, "predictions"),
+                                        crop=FLAGS.crop, input_mask=FLAGS.input_mask)
     # Every mode that writes into the run folder holds its lock (predict writes there unless --output is given).
     writes = FLAGS.mode != "predict" or not FLAGS.output
     with runs.locked(run_dir) if writes else contextlib.nullcontext():
-        _run(values, "run_dir" in given, run_dir, writes)
+        _run(values, "run_dir" in given, run_dir, writes, request)
 
 
-def _run(values, run_dir_given: bool, run_dir: str, writes: bool, log=print):
-    """train / eval / export / predict in ``run_dir``, after checking that the folder holds this command's
-    settings (a new folder records them)."""
+def _run(values, run_dir_given: bool, run_dir: str, writes: bool, request=None, log=print):
+    """train / eval / export / predict (``request``: from ``predict.check_request``) in ``run_dir``, after checking
+    that the folder holds this command's settings (a new folder records them)."""
     from aign_tf import runs
     from aign_tf.building import default_settings
 
@@ -366,6 +359,7 @@ def _run(values, run_dir_given: bool, run_dir: str, writes: bool, log=print):
         log(f"warning: {run_dir} has checkpoints but no {runs.SETTINGS_FILE} (made before aign_tf recorded a "
             "run's settings): assuming this command's settings" + (", recording them" if writes else ""))
     print(f"run directory: {os.path.abspath(run_dir)}", flush=True)
+    _import_tensorflow()
     task, trainer = build(run_dir)
     if FLAGS.mode == "train" or (writes and not recorded):
         runs.write_settings(run_dir, settings, runs.recorded_settings(values))
@@ -376,11 +370,16 @@ def _run(values, run_dir_given: bool, run_dir: str, writes: bool, log=print):
             export(task, trainer)
         return
     trainer.restore()
-    {"eval": evaluate, "export": export, "predict": predict}[FLAGS.mode](task, trainer)
+    if FLAGS.mode == "predict":
+        from aign_tf import predict
+
+        predict.run(task, trainer, request, batch_size=FLAGS.batch_size)
+    else:
+        {"eval": evaluate, "export": export}[FLAGS.mode](task, trainer)
 
 
 def run():
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ FORMAT = 1
 # step is computed (RECORDED keeps them for information).
 OPERATIONAL = frozenset({
     "mode", "run_dir", "export_dir", "export", "cache_dir", "steps", "checkpoint_every", "log_every", "image_every",
-    "input", "input_mask", "output", "eval_images", "probe_epochs", "jit_compile", "deterministic"})
+    "input", "input_mask", "output", "crop", "eval_images", "probe_epochs", "jit_compile", "deterministic", "tf_log"})
 OPERATIONAL_PREFIXES = ("tune_", "bench_")
 RECORDED = ("jit_compile", "deterministic", "steps")
 # Flags only some tasks read (the others are left out of their settings).

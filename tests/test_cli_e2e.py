@@ -72,6 +72,9 @@ def test_train_eval_export_predict(tmp_path, shared_cache, task, bias):
     formats.write_image(str(src / "a.png"), np.random.default_rng(0).random((40, 50, 3)))
     out = _run(cli("--mode=predict", f"--input={src}", f"--output={tmp_path / 'pred'}", *common), REPO)
     assert (tmp_path / "pred" / f"a_{task}.png").exists()
+    manifest = json.loads((tmp_path / "pred" / "predictions.json").read_text())
+    assert manifest["model"]["task"] == task and manifest["model"]["bias"] == bias
+    assert [p["outputs"] for p in manifest["predictions"]] == [[str(tmp_path / "pred" / f"a_{task}.png")]]
 
 
 def test_pose3d_train_eval_export_predict(tmp_path, shared_cache):
@@ -111,6 +114,11 @@ def test_pose3d_train_eval_export_predict(tmp_path, shared_cache):
     pred = json.loads((tmp_path / "pred" / "kp_pose3d.json").read_text())
     assert np.asarray(pred["pose_3d"]).shape == (2, 17, 3) and pred["units"] == "mm"
     assert (tmp_path / "pred" / "kp_pose3d.png").exists()
+    manifest = json.loads((tmp_path / "pred" / "predictions.json").read_text())
+    assert manifest["model"]["task"] == "pose3d" and manifest["model"]["step"] == 10
+    assert manifest["model"]["checkpoint"].endswith("ckpt-10") and manifest["model"]["skeleton"] == "h36m17"
+    assert manifest["predictions"] == [{"input": str(tmp_path / "kp.json"), "poses": 2, "outputs": [
+        str(tmp_path / "pred" / "kp_pose3d.json"), str(tmp_path / "pred" / "kp_pose3d.png")]}]
 
 
 def test_user_errors_are_one_clear_line(tmp_path, shared_cache):

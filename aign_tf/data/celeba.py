@@ -25,6 +25,13 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from aign_tf.data.crops import ALIGNED_HEIGHT_PX, ALIGNED_WIDTH_PX, CELEBA_CROP, check_crop, crop_and_resize
+
+# The crop lives in crops.py, shared with --mode=predict; its names stay importable from here.
+__all__ = ["ALIGNED_HEIGHT_PX", "ALIGNED_WIDTH_PX", "CELEBA_ATTRIBUTES", "CELEBA_CROP", "SPLITS", "celeba_split",
+           "crop_and_resize", "make_image_dataset", "materialize", "read_attributes", "read_partition",
+           "tfds_split"]
+
 CELEBA_ATTRIBUTES: tuple[str, ...] = (
     "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
     "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair", "Bushy_Eyebrows", "Chubby", "Double_Chin",
@@ -34,12 +41,6 @@ CELEBA_ATTRIBUTES: tuple[str, ...] = (
     "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
 )
 SPLITS = {"train": 0, "valid": 1, "test": 2}
-ALIGNED_HEIGHT_PX, ALIGNED_WIDTH_PX = 218, 178
-# (top, left, height, width) in the 218x178 aligned image: the 108x108 centre crop of the DCGAN-style
-# CelebA pipeline (carpedm20/DCGAN-tensorflow: `--input_height=108 --crop`, utils.center_crop puts it at
-# round((218-108)/2)=55, round((178-108)/2)=35), then resized to 64x64. It keeps the face from brows to
-# chin; a looser alternative with more hair is (39, 19, 140, 140).
-CELEBA_CROP: tuple[int, int, int, int] = (55, 35, 108, 108)
 
 _README = "see datasets/celeba/README.md"
 _ATTR_CANDIDATES = ("list_attr_celeba.txt", os.path.join("Anno", "list_attr_celeba.txt"),
@@ -176,41 +177,13 @@ def celeba_split(data_dir: str, split: str) -> tuple[list[str], np.ndarray, tupl
 
 
 # --- decoding -----------------------------------------------------------------------------------------
-def _check_crop(crop: Sequence[int]) -> tuple[int, int, int, int]:
-    if len(crop) != 4:
-        raise ValueError(f"crop={tuple(crop)} must be 4 numbers (top, left, height, width)")
-    top, left, height, width = (int(v) for v in crop)
-    if (min(top, left) < 0 or min(height, width) < 1 or top + height > ALIGNED_HEIGHT_PX
-            or left + width > ALIGNED_WIDTH_PX):
-        raise ValueError(f"crop={tuple(crop)} must be (top, left, height, width) inside the "
-                         f"{ALIGNED_HEIGHT_PX}x{ALIGNED_WIDTH_PX} aligned CelebA image")
-    return top, left, height, width
-
-
-def crop_and_resize(image: tf.Tensor, image_size: int, crop: Sequence[int] = CELEBA_CROP) -> tf.Tensor:
-    """image uint8 [H, W, 3] -> float32 [S, S, 3] in [0, 1]. ``crop`` is (top, left, height, width) in
-    218x178 aligned-image pixels; for an image of another size the box is scaled proportionally. The crop
-    is resized with antialiasing (bilinear with a widened kernel when downsampling)."""
-    top, left, height, width = _check_crop(crop)
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale_y, scale_x = shape[0] / ALIGNED_HEIGHT_PX, shape[1] / ALIGNED_WIDTH_PX
-    # Round the edges, not the sizes, so the scaled box never leaves the image.
-    y0, x0, y1, x1 = (tf.cast(tf.round(v), tf.int32) for v in (top * scale_y, left * scale_x,
-                                                               (top + height) * scale_y, (left + width) * scale_x))
-    cropped = tf.image.crop_to_bounding_box(image, y0, x0, y1 - y0, x1 - x0)
-    resized = tf.image.resize(tf.image.convert_image_dtype(cropped, tf.float32), [image_size, image_size],
-                              method="bilinear", antialias=True)
-    resized = tf.clip_by_value(resized, 0.0, 1.0)
-    resized.set_shape([image_size, image_size, 3])
-    return resized
-
-
 def make_image_dataset(paths: Sequence[str], labels: np.ndarray, image_size: int = 64,
-                       crop: Sequence[int] = CELEBA_CROP,
+                       crop: str | Sequence[int] = CELEBA_CROP,
                        num_parallel_calls: int = tf.data.AUTOTUNE) -> tf.data.Dataset:
     """Decodes image files in parallel, in input order.
 
-    paths [N] image files (JPEG, PNG, ...); labels [N, A] uint8.
+    paths [N] image files (JPEG, PNG, ...); labels [N, A] uint8; crop: the part of each image kept
+    (:func:`aign_tf.data.crops.crop_and_resize`, the one ``--mode=predict`` applies too).
     Yields (image float32 [S, S, 3] in [0, 1], labels uint8 [A]) for every readable image; missing,
     truncated and non-image files are dropped (``ignore_errors``), never raised. Pass the dataset to
     :func:`materialize` with ``expected=len(paths)`` to learn how many were dropped.
@@ -220,7 +193,7 @@ def make_image_dataset(paths: Sequence[str], labels: np.ndarray, image_size: int
         raise ValueError(f"labels must be [N, A] with N = len(paths) = {len(paths)}, got {labels.shape}")
     if int(image_size) < 1:
         raise ValueError(f"image_size must be a positive number of pixels, got {image_size}")
-    crop = _check_crop(crop)
+    crop = check_crop(crop)
 
     def load(path, label):
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
@@ -277,14 +250,14 @@ _TFDS_SPLITS = {"train": "train", "valid": "validation", "test": "test"}
 
 
 def tfds_split(split: str, image_size: int, data_dir: str | None = None,
-               crop: Sequence[int] = CELEBA_CROP) -> tuple[tf.data.Dataset, tuple[str, ...]]:
+               crop: str | Sequence[int] = CELEBA_CROP) -> tuple[tf.data.Dataset, tuple[str, ...]]:
     """TFDS ``celeb_a`` split ('train', 'valid', 'test'), only if already prepared locally (never
     downloads). Returns (dataset of (image float32 [S, S, 3] in [0, 1], labels uint8 [40]), the 40
     attribute names in CelebA file order). Not installed -> ValueError; not prepared under data_dir
     (default ~/tensorflow_datasets) -> FileNotFoundError saying how to prepare it or use --data_dir."""
     if split not in _TFDS_SPLITS:
         raise ValueError(f"unknown CelebA split {split!r}; expected one of {', '.join(_TFDS_SPLITS)}")
-    crop = _check_crop(crop)
+    crop = check_crop(crop)
     try:
         import tensorflow_datasets as tfds
     except ImportError as e:
