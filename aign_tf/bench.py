@@ -5,8 +5,9 @@ batch size unless ``--batch_size`` is given):
   * the real training step (``Trainer._train_step`` on real pipeline batches) after warm-up, compiled as a
     plain ``tf.function`` and with XLA (``jit_compile=True``): steps/s, images/s, median step time and the
     fraction of wall time spent blocked in ``next(iterator)`` waiting for input;
-  * the step's FLOPs, counted by TF's profiler on the graph of the traced step, as achieved GFLOP/s against
-    this machine's float32 matmul peak (best of a few large ``tf.matmul``);
+  * the step's FLOPs, counted per op of the graph of the traced step that runs (TF's registered statistics, the
+    profiler's, and our own counts for the op types it has none for, e.g. Einsum: ``count_flops``), as achieved
+    GFLOP/s against this machine's float32 matmul peak (best of a few large ``tf.matmul``);
   * the exported SavedModel (``aign_tf.export.export_for_serving``, reloaded with ``tf.saved_model.load``):
     batch-1 latency (median, p90) and batch-64 throughput, against the same ``task.serve`` in-process.
 Results go to ``--bench_out`` (JSON) and a markdown table is printed for BENCHMARKS.md.
@@ -29,8 +30,9 @@ from aign_tf.machine import cpu_snapshot, load_average, machine_info, other_cpu_
 MAX_BENCH_TRAIN_IMAGES = 2000  # the built-in data is generated on first use: keep setup quick
 MAX_BENCH_TEST_IMAGES = 64
 BUSY_MACHINE_CORES = 0.25  # other processes' average CPU use above which the report warns
-FLOP_COUNT_METHOD = ("tf.compat.v1.profiler float_operation per op of the traced tf.function step graph, "
-                     "summed over the ops that run (dead gradient ops pruned)")
+FLOP_COUNT_METHOD = ("per op of the traced tf.function step graph that runs (dead gradient ops pruned): TF's "
+                     "registered flops statistic (tf.compat.v1.profiler float_operation) where it has one, "
+                     "aign_tf.bench.own_op_flops for the op types it has none for (Einsum, most element-wise ops)")
 
 
 @dataclasses.dataclass
@@ -77,6 +79,60 @@ def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
 
 
 # --- FLOPs -----------------------------------------------------------------------------------------------
+# TF registers a "flops" statistic (what ``tf.compat.v1.profiler``'s float_operation reports) for convolutions,
+# matmuls, pooling, reductions and the basic element-wise ops only; every other op type counts 0 there, e.g.
+# ``Einsum``. ``op_flops`` counts those op types itself (below) and lists which did what.
+
+# Element-wise ops the profiler has no count for: FLOPs per output element (per element of the value added or
+# subtracted for the variable updates), by the profiler's own convention (Log, Neg, Mul, Greater: 1; Rsqrt, 2;
+# Softmax, 5: one per arithmetic step).
+ELEMENTWISE_FLOPS = {
+    "Abs": 1, "Sign": 1, "Floor": 1, "Ceil": 1, "Round": 1, "Rint": 1, "Exp": 1, "Expm1": 1, "Log1p": 1,
+    "Sqrt": 1, "Tanh": 1, "Sin": 1, "Cos": 1, "Tan": 1, "Atan": 1, "Asin": 1, "Acos": 1, "Erf": 1, "Inv": 1,
+    "Relu": 1,  # max(x, 0)
+    "Relu6": 2,  # min(max(x, 0), 6)
+    "Elu": 3,  # x > 0 ? x : exp(x) - 1
+    "LeakyRelu": 2,  # max(x, alpha * x)
+    "Sigmoid": 4,  # 1 / (1 + exp(-x))
+    "Softplus": 2,  # log1p(exp(x))
+    "Softsign": 3,  # x / (1 + |x|)
+    "Div": 1, "DivNoNan": 1, "FloorDiv": 1, "FloorMod": 1, "Mod": 1, "TruncateDiv": 1, "MulNoNan": 1,
+    "Atan2": 1, "Xlogy": 2, "Xdivy": 1,
+    "IsFinite": 1, "IsNan": 1, "IsInf": 1,  # comparisons, as the profiler's Equal
+    "ReluGrad": 1,  # x > 0 ? dy : 0
+    "Relu6Grad": 2, "EluGrad": 2,
+    "LeakyReluGrad": 2,  # x > 0 ? dy : alpha * dy
+    "SigmoidGrad": 3,  # dy * y * (1 - y)
+    "TanhGrad": 3,  # dy * (1 - y * y)
+    "SqrtGrad": 2,  # dy * 0.5 / y
+    "SoftplusGrad": 5,  # dy * sigmoid(x)
+    "Cross": 3,  # per component: two products and a difference
+    "Cumsum": 1, "Cumprod": 1,
+    "AssignAddVariableOp": 1, "AssignSubVariableOp": 1,  # the optimizers' in-place updates
+}
+# Reductions: one add / multiply / comparison per input element that is folded into another, i.e. input elements
+# - output elements, as the profiler counts Sum and ArgMax.
+REDUCTIONS = frozenset({"Max", "Min", "Prod", "UnsortedSegmentSum", "SegmentSum"})
+# Op types that do no floating-point arithmetic, counted 0 on purpose: data movement and layout, shapes and
+# constants, variable reads and plain assignments, control flow, conversions, integer / boolean bit operations and
+# random draws (counter-based integer generators).
+ZERO_FLOP_OPS = frozenset({
+    "Const", "Placeholder", "Identity", "IdentityN", "NoOp", "StopGradient", "PreventGradient", "Snapshot",
+    "ReadVariableOp", "AssignVariableOp", "VarHandleOp", "VarIsInitializedOp", "DestroyResourceOp",
+    "Reshape", "Squeeze", "ExpandDims", "Transpose", "ConjugateTranspose", "Tile", "BroadcastTo", "ReverseV2",
+    "ConcatV2", "ConcatOffset", "Pack", "Unpack", "Split", "SplitV", "Slice", "StridedSlice", "StridedSliceGrad",
+    "TensorStridedSliceUpdate", "GatherV2", "GatherNd", "ScatterNd", "TensorScatterUpdate", "Pad", "PadV2",
+    "MirrorPad", "Fill", "ZerosLike", "OnesLike", "Range", "LinSpace", "Shape", "ShapeN", "Size", "Rank",
+    "BroadcastArgs", "BroadcastGradientArgs", "InvertPermutation", "Cast", "Bitcast", "OneHot", "Select",
+    "SelectV2", "Where", "ResizeNearestNeighbor", "DepthToSpace", "SpaceToDepth",
+    "BitwiseAnd", "BitwiseOr", "BitwiseXor", "LeftShift", "RightShift", "LogicalAnd", "LogicalOr", "LogicalNot",
+    "CheckNumerics", "Assert", "EnsureShape",
+    "StatelessRandomGetKeyCounter", "StatelessRandomGetKeyCounterAlg", "StatelessRandomUniformV2",
+    "StatelessRandomNormalV2", "StatelessTruncatedNormalV2", "StatelessRandomUniformIntV2",
+    "StatelessRandomUniformFullIntV2", "RandomUniform", "RandomStandardNormal", "TruncatedNormal",
+})
+
+
 def live_op_names(graph) -> set[str]:
     """Names of the ops of a concrete function's ``graph`` that run: those its outputs and control outputs
     (variable updates) depend on. The function runtime prunes the rest, e.g. gradients the tape builds
@@ -91,24 +147,145 @@ def live_op_names(graph) -> set[str]:
     return live
 
 
-def graph_flops(graph) -> int:
-    """Float operations of one call of a concrete function, from its FuncGraph ``graph`` (static shapes).
+def einsum_flops(equation: str, shapes: list[list[int]]) -> int:
+    """FLOPs of ``tf.einsum(equation, *operands)`` with operands of static ``shapes``.
 
-    Each op is counted by ``tf.compat.v1.profiler`` (``float_operation``: the ops' registered statistics,
-    Conv2D and its two backprops, MatMul, element-wise ops; ops without statistics count 0), summed over
-    :func:`live_op_names` only: on a GAN step the whole static graph overcounts by about half."""
-    import tensorflow as tf
+    Two operands: 2 x the product of the sizes of every distinct index when some index is summed (a
+    contraction: one multiply and one add per term, the profiler's MatMul convention 2 * m * n * k), the product
+    alone when none is (a broadcast product). One operand: one add per input element when it sums an index, 0 for
+    a transposition or diagonal. ``...`` stands for the broadcast dimensions (aligned from the right)."""
+    lhs, arrow, out = equation.replace(" ", "").partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(shapes):
+        raise ValueError(f"einsum {equation!r}: {len(terms)} operands in the equation, {len(shapes)} shapes")
+    sizes: dict[str, int] = {}
+    ellipsis_rank = max((len(s) - len(t.replace("...", "")) for t, s in zip(terms, shapes, strict=True)
+                         if "..." in t), default=0)
+    ellipsis = "".join(chr(0x100 + i) for i in range(ellipsis_rank))  # labels no equation uses
+    for i, (term, shape) in enumerate(zip(terms, shapes, strict=True)):
+        labels = term.replace("...", ellipsis[ellipsis_rank - (len(shape) - len(term.replace("...", ""))):])
+        terms[i] = labels
+        if len(labels) != len(shape):
+            raise ValueError(f"einsum {equation!r}: operand {i} has shape {shape}")
+        for label, size in zip(labels, shape, strict=True):
+            sizes[label] = max(sizes.get(label, 1), int(size))
+    if arrow:
+        out = out.replace("...", ellipsis)
+    else:  # implicit output: the labels used once, sorted, after the broadcast dimensions
+        joined = "".join(terms)
+        out = ellipsis + "".join(sorted(c for c in set(joined) if joined.count(c) == 1 and c not in ellipsis))
+    summed = bool(set(sizes) - set(out))
+    if len(terms) == 1:
+        return int(np.prod(shapes[0], dtype=np.int64)) if summed else 0
+    product = int(np.prod(list(sizes.values()), dtype=np.int64))
+    return 2 * product if summed else product
 
-    builder = tf.compat.v1.profiler.ProfileOptionBuilder
-    options = builder(builder.float_operation()).with_empty_output().build()
-    root = tf.compat.v1.profiler.profile(graph=graph, cmd="scope", options=options)
+
+def svd_flops(shape: list[int], compute_uv: bool, full_matrices: bool) -> int:
+    """FLOPs of ``tf.linalg.svd`` on [..., m, n] matrices (Golub & Van Loan, "Matrix Computations", 3rd ed., table
+    5.5.1, Golub-Reinsch SVD, with m >= n): 4mn^2 - 4n^3/3 for the singular values alone, 4m^2n + 8mn^2 + 9n^3
+    with full U and V, 14mn^2 + 8n^3 with the thin U."""
+    m, n = max(shape[-2:]), min(shape[-2:])
+    batch = int(np.prod(shape[:-2], dtype=np.int64))
+    if not compute_uv:
+        each = 4 * m * n * n - 4 * n**3 / 3
+    elif full_matrices:
+        each = 4 * m * m * n + 8 * m * n * n + 9 * n**3
+    else:
+        each = 14 * m * n * n + 8 * n**3
+    return int(round(batch * each))
+
+
+def _elements(shape) -> int:
+    return int(np.prod(shape.as_list(), dtype=np.int64))
+
+
+def own_op_flops(op) -> int | None:
+    """Our count for an op the profiler has no statistic for; None for an op type we do not know either.
+    Raises ValueError when a shape it needs is not fully defined."""
+    kind = op.type
+    if kind in ZERO_FLOP_OPS:
+        return 0
+    shapes = [op.outputs[0].shape] if op.outputs else []
+    if kind in ("AssignAddVariableOp", "AssignSubVariableOp"):
+        shapes = [op.inputs[1].shape]
+    elif kind in REDUCTIONS:
+        shapes = [op.inputs[0].shape, op.outputs[0].shape]
+    elif kind in ("Einsum", "Svd", "ResizeBilinearGrad", "ResizeNearestNeighborGrad"):
+        shapes = [t.shape for t in op.inputs]
+    for shape in shapes:
+        if not shape.is_fully_defined():
+            raise ValueError(f"{kind} op {op.name}: shape {shape} is not fully defined")
+    if kind in ELEMENTWISE_FLOPS:
+        return ELEMENTWISE_FLOPS[kind] * _elements(shapes[0])
+    if kind in REDUCTIONS:
+        return max(_elements(shapes[0]) - _elements(shapes[1]), 0)
+    if kind == "Einsum":
+        return einsum_flops(op.get_attr("equation").decode(), [s.as_list() for s in shapes])
+    if kind == "Svd":
+        return svd_flops(shapes[0].as_list(), op.get_attr("compute_uv"), op.get_attr("full_matrices"))
+    if kind == "ResizeBilinear":  # three linear interpolations (a + (b - a) * t) per output value
+        return 9 * _elements(shapes[0])
+    if kind == "ResizeBilinearGrad":  # each incoming gradient value is weighted onto 4 inputs and added there
+        return 8 * _elements(shapes[0])
+    if kind == "ResizeNearestNeighborGrad":  # each incoming gradient value is added to one input
+        return _elements(shapes[0])
+    return None
+
+
+@dataclasses.dataclass
+class FlopCount:
+    """The FLOPs of one call of a graph, by who counted them."""
+
+    total: int
+    profiler: int  # by TF's registered statistics (what tf.compat.v1.profiler's float_operation reports)
+    filled_in: dict[str, int]  # op type -> FLOPs we counted where the profiler has no statistic (> 0 only)
+    zero_op_types: list[str]  # op types that ran, counted 0 on purpose (ZERO_FLOP_OPS, or 0 by our rule)
+    uncounted: dict[str, int]  # op type -> number of ops nobody could count (unknown type or shape): not in total
+
+
+def count_flops(graph) -> FlopCount:
+    """Float operations of one call of a concrete function, from its FuncGraph ``graph`` (static shapes), summed
+    over :func:`live_op_names` only (on a GAN step the whole static graph overcounts by about half).
+
+    Each op counts its registered TF ``flops`` statistic (``tf.compat.v1.profiler``'s float_operation: Conv2D and
+    its two backprops, MatMul, pooling, reductions, basic element-wise ops); an op type with none is counted by
+    :func:`own_op_flops` (Einsum from its equation and shapes, the other element-wise ops, ...). What neither
+    knows (or an op without static shapes) is listed in ``uncounted``, never silently 0."""
+    from tensorflow.python.framework import ops as tf_ops
+
     live = live_op_names(graph)
-    total, stack = 0, [root]
-    while stack:  # the scope view nests ops by name; float_ops is each op's own count
-        node = stack.pop()
-        total += node.float_ops if node.name in live else 0
-        stack.extend(node.children)
-    return int(total)
+    profiler, filled, zero, uncounted = 0, {}, set(), {}
+    for op in graph.get_operations():
+        if op.name not in live:
+            continue
+        try:
+            tf_ops._stats_registry.lookup(op.type + ",flops")
+            registered = True
+        except LookupError:
+            registered = False
+        try:
+            flops = (int(tf_ops.get_stats_for_node_def(graph, op.node_def, "flops").value or 0) if registered
+                     else own_op_flops(op))
+        except ValueError:  # a shape the count needs is not static
+            flops = None
+        if flops is None:
+            uncounted[op.type] = uncounted.get(op.type, 0) + 1
+        elif registered:
+            profiler += flops
+        elif flops:
+            filled[op.type] = filled.get(op.type, 0) + flops
+        else:
+            zero.add(op.type)
+    zero -= set(filled)
+    return FlopCount(total=profiler + sum(filled.values()), profiler=profiler,
+                     filled_in=dict(sorted(filled.items())), zero_op_types=sorted(zero),
+                     uncounted=dict(sorted(uncounted.items())))
+
+
+def graph_flops(graph) -> int:
+    """Float operations of one call of a concrete function (the total of :func:`count_flops`)."""
+    return count_flops(graph).total
 
 
 # --- timing helpers --------------------------------------------------------------------------------------
@@ -234,7 +411,12 @@ def bench_task(task_name: str, flags, cfg: BenchConfig, peak_gflops: float, log=
                                             cfg.warmup_steps)
             if not jit:
                 concrete = trainer._train_step.get_concrete_function(next(data))
-                result["step_gflop"] = graph_flops(concrete.graph) / 1e9
+                count = count_flops(concrete.graph)
+                result["step_gflop"] = count.total / 1e9
+                result["step_gflop_profiler"] = count.profiler / 1e9
+                result["flops_filled_in_gflop"] = {kind: f / 1e9 for kind, f in count.filled_in.items()}
+                result["flops_zero_op_types"] = count.zero_op_types
+                result["flops_uncounted_op_types"] = count.uncounted
                 result["flop_count_method"] = FLOP_COUNT_METHOD
             del data  # stop its prefetching before the next mode is timed
         for mode in ("tf_function", "xla"):
@@ -271,7 +453,8 @@ ROWS = (  # (label, path into a task result, format)
     ("XLA speed-up (median step time)", ("xla_speedup",), "{:.2f}x"),
     ("warm-up s (trace / compile + 1st steps), tf.function", ("tf_function", "warmup_s"), "{:.1f}"),
     ("warm-up s (trace / compile + 1st steps), XLA", ("xla", "warmup_s"), "{:.1f}"),
-    ("train step GFLOP (profiler)", ("step_gflop",), "{:.2f}"),
+    ("train step GFLOP (every op that runs)", ("step_gflop",), "{:.2f}"),
+    ("of which TF's profiler counts", ("step_gflop_profiler",), "{:.2f}"),
     ("achieved GFLOP/s, tf.function", ("tf_function", "achieved_gflops"), "{:.1f}"),
     ("achieved GFLOP/s, XLA", ("xla", "achieved_gflops"), "{:.1f}"),
     ("fraction of matmul peak, XLA", ("xla", "fraction_of_matmul_peak"), "{:.1%}"),
@@ -293,6 +476,23 @@ def _cell(result: dict, path: tuple, fmt: str) -> str:
         section = result[path[0]]
         return " / ".join(fmt.format(section[k]) for k in path[1:])
     return " / ".join(fmt.format(result[k]) for k in path)  # two top-level keys
+
+
+def flop_notes(tasks: list[dict]) -> list[str]:
+    """Per task, which op types we counted where TF's profiler has no statistic (GFLOP each), which ran and were
+    counted 0 on purpose, and which nobody counted (normally none)."""
+    lines = []
+    for t in tasks:
+        filled_in = t["flops_filled_in_gflop"]
+        small = [kind for kind, g in filled_in.items() if g < 0.0005]
+        filled = ", ".join(f"{kind} {g:.3f}" for kind, g in filled_in.items() if kind not in small)
+        if small:
+            filled += (", " if filled else "") + f"under 0.0005 each: {', '.join(small)}"
+        filled = filled or "none"
+        uncounted = ", ".join(f"{kind} ({n} ops)" for kind, n in t["flops_uncounted_op_types"].items()) or "none"
+        lines.append(f"- {t['task']} FLOPs: counted by aign_tf (GFLOP; no profiler statistic): {filled}. Counted 0 "
+                     f"on purpose: {', '.join(t['flops_zero_op_types']) or 'none'}. Not counted: {uncounted}.")
+    return lines
 
 
 def markdown_report(report: dict) -> str:
@@ -320,6 +520,7 @@ def markdown_report(report: dict) -> str:
     for label, path, fmt in ROWS:
         cells = [_cell(t, path, fmt) for t in tasks]
         lines.append(f"| {label.format(tb=s['throughput_batch'])} | " + " | ".join(cells) + " |")
+    lines += ["", *flop_notes(tasks)]
     busy = [t["other_processes_cores"] for t in tasks if t["other_processes_cores"] is not None]
     if busy and max(busy) > BUSY_MACHINE_CORES:
         lines += ["", f"Warning: other processes kept up to {max(busy):.2f} of {m['cores']} cores busy while "

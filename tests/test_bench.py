@@ -94,7 +94,15 @@ def test_bench_tiny_reports_every_figure(tmp_path, capsys):
                + _conv_forward_flops(patch_discriminator(TINY, 3, 8), BATCH))
     assert 2.6 * forward <= task["step_gflop"] * 1e9 <= 3.4 * forward, (task["step_gflop"], forward)
 
+    # Every op that ran was counted: the profiler's statistics plus ours (the U-Net's LeakyRelu, Adam's updates).
+    assert task["flops_uncounted_op_types"] == {}
+    assert {"LeakyRelu", "AssignAddVariableOp"} <= set(task["flops_filled_in_gflop"])
+    assert {"Reshape", "ReadVariableOp"} <= set(task["flops_zero_op_types"])
+    assert task["step_gflop"] == pytest.approx(task["step_gflop_profiler"]
+                                               + sum(task["flops_filled_in_gflop"].values()))
+
     table = bench.markdown_report(report)
+    assert "- inpaint FLOPs: counted by aign_tf" in table and "LeakyRelu" in table
     assert "| figure | inpaint |" in table
     assert len([line for line in table.splitlines() if line.startswith("| ")]) == len(bench.ROWS) + 1
     assert "nan" not in table and report["machine"]["cpu_model"] in table
@@ -141,3 +149,92 @@ def test_command_line_names_the_module():
     argv = [os.path.join("/x", "aign_tf", "main.py"), "--mode=bench", "--bench_steps=5"]
     assert bench.command_line(argv) == "python -m aign_tf.main --mode=bench --bench_steps=5"
     assert bench.command_line(["other.py", "-q"]) == "other.py -q"
+
+
+def _profiler_live_total(graph):
+    """What ``graph_flops`` returned before it filled in the op types TF's profiler has no statistic for: the
+    profiler's float_operation count summed over the live ops."""
+    import tensorflow as tf
+
+    builder = tf.compat.v1.profiler.ProfileOptionBuilder
+    options = builder(builder.float_operation()).with_empty_output().build()
+    root = tf.compat.v1.profiler.profile(graph=graph, cmd="scope", options=options)
+    live, total, stack = bench.live_op_names(graph), 0, [root]
+    while stack:
+        node = stack.pop()
+        total += node.float_ops if node.name in live else 0
+        stack.extend(node.children)
+    return total
+
+
+def test_einsum_and_other_ops_without_a_profiler_statistic_are_counted():
+    import tensorflow as tf
+
+    a, b = tf.zeros([2, 3, 4]), tf.zeros([2, 4, 5])
+    obs, bank = tf.zeros([4, 8, 8, 3]), tf.zeros([6, 8, 8, 3])
+    x, w = tf.zeros([7, 10]), tf.zeros([10, 5])
+
+    def fn(a, b, obs, bank, x, w):
+        batched = tf.einsum("bij,bjk->bik", a, b)  # 2 * 2*3*4*5
+        match = tf.einsum("bhwc,khwc->bk", obs, bank)  # 2 * 4*6*8*8*3
+        broadcast = tf.einsum("...ij,jk->...ik", a, b[0])  # 2 * 2*3*4*5, through the ellipsis
+        implicit = tf.einsum("ij,jk", x, w)  # 2 * 7*10*5, output "ik" implied
+        return {"y": tf.reshape(batched, [-1]), "m": match, "e": tf.exp(tf.matmul(x, w)),  # Exp: 35
+                "s": tf.reduce_sum(broadcast) + tf.reduce_sum(implicit)}
+
+    graph = tf.function(fn).get_concrete_function(a, b, obs, bank, x, w).graph
+    count = bench.count_flops(graph)
+    einsums = 2 * 2 * 3 * 4 * 5 + 2 * 4 * 6 * 8 * 8 * 3 + 2 * 2 * 3 * 4 * 5 + 2 * 7 * 10 * 5
+    assert count.filled_in == {"Einsum": einsums, "Exp": 35}
+    assert count.profiler == _profiler_live_total(graph) > 0  # the registered part is exactly the profiler's
+    matmul, sums = 2 * 7 * 10 * 5, (2 * 3 * 5 - 1) + (7 * 5 - 1) + 1  # by the profiler: MatMul, 2 Sums, the Add
+    assert count.profiler == matmul + sums
+    assert bench.graph_flops(graph) == count.total == einsums + 35 + matmul + sums
+    assert "Reshape" in count.zero_op_types and count.uncounted == {}
+
+
+def test_einsum_flops_rules():
+    assert bench.einsum_flops("ij,jk->ik", [[2, 3], [3, 4]]) == 2 * 2 * 3 * 4  # a matmul, as the profiler's
+    assert bench.einsum_flops("i,j->ij", [[5], [6]]) == 30  # a product, no sum
+    assert bench.einsum_flops("bk,khwc->bhwc", [[16, 256], [256, 64, 64, 3]]) == 2 * 16 * 256 * 64 * 64 * 3
+    assert bench.einsum_flops("ij->i", [[5, 6]]) == 30  # one add per input element
+    assert bench.einsum_flops("ij->ji", [[5, 6]]) == 0  # a transposition
+    assert bench.einsum_flops("...j,...j->...", [[4, 1, 3], [5, 3]]) == 2 * 4 * 5 * 3  # broadcast ellipsis
+    with pytest.raises(ValueError, match="operand 1 has shape"):
+        bench.einsum_flops("ij,jk->ik", [[2, 3], [3, 4, 5]])
+
+
+def test_an_op_nobody_counts_is_reported_not_silently_zero():
+    import tensorflow as tf
+
+    graph = tf.function(lambda x: tf.math.lgamma(x) + 1.0).get_concrete_function(tf.zeros([3, 4])).graph
+    count = bench.count_flops(graph)
+    assert count.uncounted == {"Lgamma": 1} and count.total == count.profiler == 12  # the AddV2 only
+
+
+def test_inpaint_step_count_includes_the_exemplar_einsums(tmp_path, tiny_splits):
+    """The default inpainter (--exemplars) chooses with an einsum over the bank and differentiates it with another;
+    TF's profiler counts neither. Its bench count now holds both, exactly."""
+    import keras
+
+    from aign_tf.tasks.faces import FaceTaskConfig, InpaintTask
+    from trainers.loop import TrainConfig, Trainer
+
+    keras.utils.set_random_seed(0)
+    task = InpaintTask(FaceTaskConfig(image_size=TINY, g_filters=8, d_filters=8, bias="male", exemplars=8,
+                                      exemplar_match=300.0), tiny_splits, log=lambda *_: None)
+    trainer = Trainer(task, TrainConfig(steps=1, batch_size=BATCH, jit_compile=False), str(tmp_path / "run"),
+                      log=lambda *_: None)
+    batch = next(iter(task.train_dataset(BATCH, 0, 0)))
+    graph = trainer._train_step.get_concrete_function(batch).graph
+    count = bench.count_flops(graph)
+    choice = 2 * BATCH * 8 * TINY * TINY * 3  # [B, K] x [K, S, S, 3], forward and its gradient to the logits
+    einsum_ops = [op for op in graph.get_operations()
+                  if op.type == "Einsum" and op.name in bench.live_op_names(graph)]
+    assert count.filled_in["Einsum"] == sum(
+        bench.einsum_flops(op.get_attr("equation").decode(), [t.shape.as_list() for t in op.inputs])
+        for op in einsum_ops) >= 2 * choice
+    assert count.uncounted == {}
+    assert count.profiler == _profiler_live_total(graph)
+    assert bench.graph_flops(graph) == count.profiler + sum(count.filled_in.values())
+    assert bench.graph_flops(graph) - _profiler_live_total(graph) >= 2 * choice  # what the old count missed

@@ -156,6 +156,9 @@ class Trainer:
         latest = self.manager.latest_checkpoint
         if latest:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
+            for generator in (self.task.generator, self.ema_generator):
+                if generator is not None:  # values the task derives from restored weights (an exemplar bank's)
+                    self.task.generator_restored(generator)
             self.log(f"resumed from {latest} at step {int(self.step.numpy())}")
         return int(self.step.numpy())
 

@@ -105,15 +105,42 @@ class ExemplarChoice(layers.Layer):
     the highest logit, the gradient is that of the softmax mixture ``softmax(logits / temperature) @ bank``.
 
     Input: logits [B, K] float32. Output: [B, S, S, 3] float32, the chosen bank image. The bank [K, S, S, 3] in
-    [0, 1] is a non-trainable weight, so checkpoints and SavedModels carry it."""
+    [0, 1] is a non-trainable weight, so checkpoints and SavedModels carry it.
 
-    def __init__(self, bank_shape, temperature: float = 1.0, **kwargs):
+    With ``match_shapes`` the layer also keeps, as non-trainable weights beside the bank, values its user derives
+    from the bank once per bank value rather than once per call (the task's rendered bank for the match term:
+    ``match_rendered`` and ``match_rendered_sq``, of those two shapes). The layer never computes them: whoever
+    sets the bank sets them too (``set_bank``). SavedModels and ``get_weights`` / ``set_weights`` carry them with
+    the bank; training checkpoints do not (``_trackable_children``): they are derived, not state, so whoever
+    restores a checkpoint recomputes them from the restored bank (``Task.generator_restored``, which the trainer
+    calls), and checkpoints written before they existed, or without them, restore unchanged."""
+
+    DERIVED_WEIGHTS = ("match_rendered", "match_rendered_sq")
+
+    def __init__(self, bank_shape, temperature: float = 1.0, match_shapes=None, **kwargs):
         super().__init__(**kwargs)
         self.bank_shape = tuple(int(d) for d in bank_shape)
         self.temperature = temperature
+        self.match_shapes = None if match_shapes is None else tuple(tuple(int(d) for d in s) for s in match_shapes)
 
     def build(self, input_shape):
         self.bank = self.add_weight(shape=self.bank_shape, initializer="zeros", trainable=False, name="bank")
+        if self.match_shapes is not None:
+            self.match_rendered = self.add_weight(shape=self.match_shapes[0], initializer="zeros", trainable=False,
+                                                  name="match_rendered")
+            self.match_rendered_sq = self.add_weight(shape=self.match_shapes[1], initializer="zeros",
+                                                     trainable=False, name="match_rendered_sq")
+
+    def set_bank(self, bank, match_terms=None):
+        """Assigns the bank [K, S, S, 3] and, with ``match_shapes``, the values derived from it (a pair of arrays of
+        those shapes), together."""
+        if (match_terms is None) != (self.match_shapes is None):
+            raise ValueError(f"exemplar bank: match terms {'given' if match_terms is not None else 'missing'} for a "
+                             f"layer with match_shapes={self.match_shapes}")
+        self.bank.assign(ops.convert_to_tensor(bank, "float32"))
+        if match_terms is not None:
+            self.match_rendered.assign(ops.convert_to_tensor(match_terms[0], "float32"))
+            self.match_rendered_sq.assign(ops.convert_to_tensor(match_terms[1], "float32"))
 
     def call(self, logits):
         soft = ops.softmax(ops.cast(logits, "float32") / self.temperature, axis=-1)
@@ -124,12 +151,22 @@ class ExemplarChoice(layers.Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], *self.bank_shape[1:])
 
+    def _trackable_children(self, save_type="checkpoint", **kwargs):
+        """A checkpoint leaves out the weights derived from the bank (see the class docstring); a SavedModel keeps
+        them, so the served graph reads them as it does in training."""
+        children = super()._trackable_children(save_type, **kwargs)
+        if save_type == "checkpoint":
+            for name in self.DERIVED_WEIGHTS:
+                children.pop(name, None)
+        return children
+
     def get_config(self):
-        return {**super().get_config(), "bank_shape": self.bank_shape, "temperature": self.temperature}
+        return {**super().get_config(), "bank_shape": self.bank_shape, "temperature": self.temperature,
+                "match_shapes": self.match_shapes}
 
 
 def exemplar_generator(bank, image_size: int, in_channels: int, base_filters: int = 16,
-                       dtype_policy: str = "float32", name: str = "generator") -> keras.Model:
+                       dtype_policy: str = "float32", name: str = "generator", match_terms=None) -> keras.Model:
     """A choice among exemplars as the whole generator: a small strided-conv encoder of the condition computes
     one logit per bank image, the task's ``logit_offset`` is added (Gumbel noise while training, a match term)
     and ``ExemplarChoice`` picks one (example-based synthesis: Freeman et al. 2002 for super-resolution, Hays &
@@ -137,7 +174,8 @@ def exemplar_generator(bank, image_size: int, in_channels: int, base_filters: in
     its high-frequency detail over ``base``).
 
     Inputs: condition [B, S, S, in_channels], base [B, S, S, 3], logit_offset [B, K]. bank: [K, S, S, 3] float
-    array in [0, 1] (images of the prior collection).
+    array in [0, 1] (images of the prior collection). match_terms: None, or two arrays the task derives from the
+    bank, kept beside it in the choice layer (``ExemplarChoice.match_shapes``).
     Output: {"face": ``base``, [B, S, S, 3]; "exemplar": [B, S, S, 3]; "logits": the logits the choice took,
     offset included, [B, K] float32}."""
     inputs = {"condition": keras.Input((image_size, image_size, in_channels), name="condition"),
@@ -150,9 +188,10 @@ def exemplar_generator(bank, image_size: int, in_channels: int, base_filters: in
     logits = layers.Dense(len(bank), dtype="float32", name="select_logits",
                           kernel_initializer=keras.initializers.RandomNormal(stddev=1e-3))(x)
     logits = layers.Add(dtype="float32", name="choice_logits")([logits, inputs["logit_offset"]])
-    choice = ExemplarChoice(bank.shape, dtype="float32", name="exemplar_choice")
+    match_shapes = None if match_terms is None else [ops.shape(t) for t in match_terms]
+    choice = ExemplarChoice(bank.shape, match_shapes=match_shapes, dtype="float32", name="exemplar_choice")
     exemplar = choice(logits)
-    choice.bank.assign(ops.convert_to_tensor(bank, "float32"))
+    choice.set_bank(bank, match_terms)
     return keras.Model(inputs, {"face": inputs["base"], "exemplar": exemplar, "logits": logits}, name=name)
 
 

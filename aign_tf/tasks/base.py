@@ -56,6 +56,12 @@ class Task(abc.ABC):
         come from the unpaired prior collection and the known renderer. Defined when ``has_prior_cycle``."""
         raise NotImplementedError(f"task {self.name!r} has no prior cycle term")
 
+    def generator_restored(self, generator: keras.Model) -> None:
+        """Called by the trainer after a checkpoint restored ``generator``'s weights (the generator, and its EMA copy
+        when there is one). A task that keeps values derived from non-trainable weights beside them recomputes them
+        here, so they match whatever the checkpoint held. Default: nothing."""
+        del generator
+
     def real_factors(self, batch: Batch) -> tf.Tensor:
         """The discriminator's real sample (from the unpaired prior collection)."""
         return batch["prior"]

@@ -137,9 +137,10 @@ class FaceTask(Task):
                 log(f"--exemplars={config.exemplars}: the prior holds {len(self.prior)} faces, all of them are "
                     "the exemplars")
                 config = self.config = dataclasses.replace(config, exemplars=len(self.prior))
-            bank = self.prior[np.sort(rng.permutation(len(self.prior))[:config.exemplars])]
-            self.generator = exemplar_generator(bank.astype(np.float32) / 255.0, size, self.in_channels,
-                                                config.g_filters, dtype_policy=config.dtype_policy)
+            bank = self.prior[np.sort(rng.permutation(len(self.prior))[:config.exemplars])].astype(np.float32) / 255.0
+            terms = self.exemplar_match_terms(tf.constant(bank)) if config.exemplar_match > 0 else None
+            self.generator = exemplar_generator(bank, size, self.in_channels, config.g_filters,
+                                                dtype_policy=config.dtype_policy, match_terms=terms)
         else:
             self.generator = unet_generator(size, self.in_channels, config.g_filters,
                                             noise=config.generator_noise, dtype_policy=config.dtype_policy)
@@ -157,6 +158,8 @@ class FaceTask(Task):
 
     def generator_inputs(self, batch: Batch) -> dict[str, tf.Tensor]:
         raise NotImplementedError
+
+    pixel_weighted_consistency = False  # whether consistency_weights gives a [B, h, w, 1] weight per pixel
 
     def consistency_weights(self, batch: Batch) -> tf.Tensor | None:
         """Which observed pixels the reconstruction compares (None = all)."""
@@ -200,27 +203,57 @@ class FaceTask(Task):
         key = tf.stack([tf.constant(self.config.seed + 23, tf.int64), tf.cast(batch["step"], tf.int64)])
         return -tf.math.log(-tf.math.log(tf.random.stateless_uniform(shape, key, minval=1e-20, maxval=1.0)))
 
-    def exemplar_match_error(self, bank: tf.Tensor, batch: Batch) -> tf.Tensor:
+    def exemplar_match_terms(self, bank: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """What the match term needs of the bank [K, S, S, 3], which depends on the bank alone: the bank rendered
+        (``observable``), flattened and transposed for a plain matmul, [h*w*3, K], and its squares summed over
+        the values one weight covers: [h*w, K] when ``consistency_weights`` weighs each observed pixel (a mask),
+        else [1, K] (every value weighs 1). The choice layer keeps them beside the bank (``ExemplarChoice.set_bank``),
+        so a step does not render the bank and square it again."""
+        rendered = self.observable(tf.convert_to_tensor(bank, tf.float32))  # [K, h, w, 3]
+        k = rendered.shape[0]
+        squares = tf.reduce_sum(tf.square(rendered), axis=-1)  # [K, h, w]: one weight per pixel covers 3 values
+        squares = tf.reshape(squares, [k, -1]) if self.pixel_weighted_consistency else \
+            tf.reduce_sum(squares, axis=[1, 2])[:, None]
+        return tf.transpose(tf.reshape(rendered, [k, -1])), tf.transpose(squares)
+
+    def exemplar_match_error(self, terms: tuple[tf.Tensor, tf.Tensor], batch: Batch) -> tf.Tensor:
         """[B, K] mean squared difference between each bank face, rendered, and each observation, over the
         observed values (``consistency_weights``): the reconstruction error each exemplar would have.
-        bank: [K, S, S, 3]."""
-        rendered = self.observable(bank)  # [K, h, w, 3]
+        terms: ``exemplar_match_terms(bank)``. With weights w per pixel, rendered bank r and observation o it is
+        (sum w r^2 - 2 sum w o r + sum w o^2) / sum w, the first two as [B, values] x [values, K] matmuls."""
+        rendered, rendered_sq = terms
         obs = batch["observation"]
+        flat = lambda x: tf.reshape(x, [tf.shape(x)[0], -1])  # noqa: E731
         weights = self.consistency_weights(batch)
-        weights = tf.ones_like(obs) if weights is None else tf.broadcast_to(weights, tf.shape(obs))
-        cross = tf.einsum("bhwc,khwc->bk", weights * obs, rendered)
-        bank_sq = tf.einsum("bhwc,khwc->bk", weights, rendered * rendered)
-        obs_sq = tf.reduce_sum(weights * obs * obs, axis=[1, 2, 3])[:, None]
-        return (bank_sq - 2.0 * cross + obs_sq) / tf.maximum(tf.reduce_sum(weights, axis=[1, 2, 3])[:, None], 1.0)
+        if weights is None:
+            cross = tf.matmul(flat(obs), rendered)
+            bank_sq = rendered_sq  # [1, K]
+            obs_sq = tf.reduce_sum(tf.square(obs), axis=[1, 2, 3])[:, None]
+            count = float(np.prod(obs.shape[1:]))
+        else:  # [B, h, w, 1]: one weight per observed pixel
+            cross = tf.matmul(flat(weights * obs), rendered)
+            bank_sq = tf.matmul(flat(weights), rendered_sq)
+            obs_sq = tf.reduce_sum(weights * tf.square(obs), axis=[1, 2, 3])[:, None]
+            count = float(obs.shape[-1]) * tf.reduce_sum(weights, axis=[1, 2, 3])[:, None]
+        return (bank_sq - 2.0 * cross + obs_sq) / tf.maximum(count, 1.0)
 
     def exemplar_offset(self, generator: keras.Model, batch: Batch, training: bool) -> tf.Tensor:
         """[B, K] what is added to the choice's learned logits: ``-exemplar_match`` times the match error
-        (when on) plus, while training, Gumbel noise (without it the choice is the highest logit)."""
+        (when on, from the match terms the choice layer keeps beside its bank) plus, while training, Gumbel noise
+        (without it the choice is the highest logit)."""
         offset = tf.zeros(tf.stack([tf.shape(batch["observation"])[0], self.config.exemplars]))
         if self.config.exemplar_match > 0:
-            bank = tf.convert_to_tensor(generator.get_layer("exemplar_choice").bank)
-            offset -= self.config.exemplar_match * self.exemplar_match_error(bank, batch)
+            choice = generator.get_layer("exemplar_choice")
+            terms = (tf.convert_to_tensor(choice.match_rendered), tf.convert_to_tensor(choice.match_rendered_sq))
+            offset -= self.config.exemplar_match * self.exemplar_match_error(terms, batch)
         return offset + self.exemplar_gumbel(batch) if training else offset
+
+    def generator_restored(self, generator: keras.Model) -> None:
+        """Recomputes the match terms the choice layer keeps beside its bank from the bank just restored (a
+        checkpoint holds the bank alone: ``ExemplarChoice``)."""
+        if self.config.exemplars and self.config.exemplar_match > 0:
+            choice = generator.get_layer("exemplar_choice")
+            choice.set_bank(choice.bank, self.exemplar_match_terms(choice.bank))
 
     def exemplar_logits(self, generator: keras.Model, batch: Batch) -> tf.Tensor:
         """[B, K] float32 logits of the exemplar choice without Gumbel noise (the evaluation's choice is their
@@ -463,9 +496,14 @@ class InpaintTask(FaceTask):
 
     def generator_inputs(self, batch):
         obs, mask = batch["observation"], batch["mask"]
-        # Start from the observation with the hole filled smoothly from the visible pixels around it.
-        base = pull_push_fill(obs, mask)
-        return {"condition": tf.concat([obs, mask, _coordinates(obs)], -1), "base": base}
+        condition = tf.concat([obs, mask, _coordinates(obs)], -1)
+        if self.config.exemplars:
+            # The output is the observation's visible pixels and the chosen face's hole (compose): a pull-push fill
+            # would only be multiplied by 0 there (by mask * (1 - mask), for masks of 0s and 1s, the contract of
+            # formats.read_mask and the SavedModel), so it is not computed.
+            return {"condition": condition, "base": obs}
+        # The U-Net starts from the observation with the hole filled smoothly from the visible pixels around it.
+        return {"condition": condition, "base": pull_push_fill(obs, mask)}
 
     def render(self, factors, batch):
         return renderers.mask_render(factors, batch["mask"])
@@ -475,9 +513,11 @@ class InpaintTask(FaceTask):
 
     def compose(self, face, exemplar, batch):
         """The hole is the chosen prior face's hole, unchanged; the rest is ``face`` (the observation's visible
-        pixels: with exemplars the inpainting generator is the choice alone)."""
+        pixels: with exemplars the inpainting generator is the choice alone and its base is the observation)."""
         hidden = 1.0 - batch["mask"]
         return face * (1.0 - hidden) + exemplar * hidden
+
+    pixel_weighted_consistency = True
 
     def consistency_weights(self, batch):
         return batch["mask"]
