@@ -137,10 +137,12 @@ def build(log=print):
     """Builds (task, trainer) from the flags."""
     from aign_tf.building import build_task, default_run_dir, seed_everything, train_config
     from trainers.loop import Trainer
+    from trainers.summaries import hparam_values
 
     seed_everything(FLAGS)
     task = build_task(FLAGS, log)
-    return task, Trainer(task, train_config(FLAGS), default_run_dir(FLAGS), log=log)
+    hparams = hparam_values(vars(program_flags()[0]))  # for TensorBoard's HParams dashboard
+    return task, Trainer(task, train_config(FLAGS), default_run_dir(FLAGS), log=log, hparams=hparams)
 
 
 def program_flags(flag_values=FLAGS) -> tuple[types.SimpleNamespace, set[str]]:
@@ -173,6 +175,7 @@ def format_eval_table(result: dict) -> str:
 
 def evaluate(task, trainer, log=print) -> dict:
     from aign_tf import formats
+    from trainers import summaries
 
     splits = task.splits
     if FLAGS.task in FACE_TASKS:
@@ -188,6 +191,7 @@ def evaluate(task, trainer, log=print) -> dict:
     result.update(step=int(trainer.step.numpy()), seed=FLAGS.seed, command=" ".join(sys.argv))
     path = os.path.join(trainer.run_dir, "eval.json")
     formats.write_json(path, result)
+    summaries.write_scalars(trainer.tensorboard_dir, summaries.eval_scalars(result), result["step"])
     log(table)
     log(f"held-out samples ({shows}): {result['samples_png']}\nresults: {path}")
     return result
