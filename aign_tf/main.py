@@ -149,10 +149,12 @@ def build(run_dir: str, log=print):
     """Builds (task, trainer) from the flags; the trainer's state lives in ``run_dir``."""
     from aign_tf.building import build_task, seed_everything, train_config
     from trainers.loop import Trainer
+    from trainers.summaries import hparam_values
 
     seed_everything(FLAGS)
     task = build_task(FLAGS, log)
-    return task, Trainer(task, train_config(FLAGS), run_dir, log=log)
+    hparams = hparam_values(vars(program_flags()[0]))  # for TensorBoard's HParams dashboard
+    return task, Trainer(task, train_config(FLAGS), run_dir, log=log, hparams=hparams)
 
 
 def program_flags(flag_values=FLAGS) -> tuple[types.SimpleNamespace, set[str]]:
@@ -211,6 +213,7 @@ def format_eval_table(result: dict) -> str:
 
 def evaluate(task, trainer, log=print) -> dict:
     from aign_tf import formats
+    from trainers import summaries
 
     splits = task.splits
     if FLAGS.task in FACE_TASKS:
@@ -226,6 +229,7 @@ def evaluate(task, trainer, log=print) -> dict:
     result.update(step=int(trainer.step.numpy()), seed=FLAGS.seed, command=" ".join(sys.argv))
     path = os.path.join(trainer.run_dir, "eval.json")
     formats.write_json(path, result)
+    summaries.write_scalars(trainer.tensorboard_dir, summaries.eval_scalars(result), result["step"])
     log(table)
     log(f"held-out samples ({shows}): {result['samples_png']}\nresults: {path}")
     return result

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -171,6 +172,42 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path, shared_cache):
     assert a.keys() == b.keys()
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def _nonfinite_in_checkpoints(run_dir):
+    """{checkpoint: number of NaN/Inf values in it} for every checkpoint on disk in run_dir."""
+    import glob
+
+    import tensorflow as tf
+
+    counts = {}
+    for index in sorted(glob.glob(str(run_dir / "checkpoints" / "ckpt-*.index"))):
+        reader = tf.train.load_checkpoint(index[: -len(".index")])
+        counts[os.path.basename(index)[: -len(".index")]] = sum(
+            int(np.size(t) - np.isfinite(t).sum()) for t in (reader.get_tensor(n) for n, d in
+                                                              reader.get_variable_to_dtype_map().items()
+                                                              if d.is_floating))
+    return counts
+
+
+def test_a_diverging_run_stops_with_the_message_and_leaves_no_poisoned_checkpoint(tmp_path, shared_cache):
+    # Issue 23: a huge adversarial weight leaves step 1's losses finite but puts Inf into the generator's Adam
+    # slots; the guard used to keep checkpoints 1 and 2 (non-finite) and a sane re-run resumed into divergence.
+    run_dir = tmp_path / "run"
+    common = ["--task=inpaint", "--bias=male", "--export=false", "--checkpoint_every=1", f"--run_dir={run_dir}",
+              f"--cache_dir={shared_cache}"]
+    proc = subprocess.run(cli("--steps=20", "--adversarial_weight=1e38", *common), cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert re.search(r"aign_tf: error: training diverged at step 1: [\d,]+ non-finite values in \d+ checkpointed "
+                     r"variables?: g_optimizer: .*last finite checkpoint is none", proc.stderr), proc.stderr[-3000:]
+    assert all(n == 0 for n in _nonfinite_in_checkpoints(run_dir).values()), _nonfinite_in_checkpoints(run_dir)
+
+    out = _run(cli("--steps=3", *common), REPO)  # sane flags, same folder: trains, from a finite start
+    assert "resumed from" not in out and "step 3/3" in out
+    assert set(_nonfinite_in_checkpoints(run_dir).values()) == {0}
+    result = json.loads((run_dir / "eval.json").read_text())
+    assert result["step"] == 3 and np.isfinite(result["psnr_vs_truth_db"])
 
 
 def test_helpfull_documents_flags_and_flagfile_is_read(tmp_path):

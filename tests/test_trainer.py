@@ -1,5 +1,9 @@
 """The training loop: precision paths, NaN guard, checkpoint resume (in-process)."""
 
+import glob
+import os
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -79,9 +83,92 @@ def test_nan_stops_run_and_keeps_last_good_checkpoint(tmp_path, tiny_splits):
         return out
 
     resumed.task.losses = poisoned
-    with pytest.raises(TrainingDiverged, match="non-finite .* at step 3.*last good checkpoint is .*ckpt-2"):
+    with pytest.raises(TrainingDiverged, match="diverged at step 3: non-finite .*reconstruction=nan.*last finite "
+                                               "checkpoint is .*ckpt-2"):
         resumed.train()
     assert resumed.manager.latest_checkpoint == good
+
+
+def _nonfinite_tensors(path):
+    """{tensor name: non-finite count} of a checkpoint on disk, for the tensors holding a NaN or Inf."""
+    reader = tf.train.load_checkpoint(path)
+    counts = {}
+    for name, dtype in reader.get_variable_to_dtype_map().items():
+        if dtype.is_floating:
+            counts[name] = int(np.size(reader.get_tensor(name)) - np.isfinite(reader.get_tensor(name)).sum())
+    return {k: v for k, v in counts.items() if v}
+
+
+def test_an_update_that_poisons_the_weights_or_optimizer_state_is_never_checkpointed(tmp_path, tiny_splits):
+    # A huge adversarial weight leaves the step's losses finite (they are computed before the update) but puts
+    # Inf into the generator's Adam slots: the guard must look at what the checkpoint would hold.
+    trainer = _trainer(tmp_path, tiny_splits, steps=2)
+    trainer.train()
+    poisoned = _trainer(tmp_path, tiny_splits, steps=6, adversarial_weight=1e38)
+    with pytest.raises(TrainingDiverged, match=r"diverged at step 3: [\d,]+ non-finite values in \d+ checkpointed "
+                                               r"variables?: g_optimizer: .* \([\d,]+ of [\d,]+\).*last finite "
+                                               r"checkpoint is .*ckpt-2\b"):
+        poisoned.train()
+    assert [os.path.basename(p) for p in poisoned.manager.checkpoints] == ["ckpt-1", "ckpt-2"]
+    for path in poisoned.manager.checkpoints:
+        assert _nonfinite_tensors(path) == {}, path
+
+    # From scratch, with the last step's update poisoned: no checkpoint and no image summary from those weights.
+    fresh = _trainer(tmp_path / "fresh", tiny_splits, steps=1, image_every=1, adversarial_weight=1e38)
+    with pytest.raises(TrainingDiverged, match="diverged at step 1: .*last finite checkpoint is none"):
+        fresh.train()
+    assert fresh.manager.latest_checkpoint is None
+    events = glob.glob(str(tmp_path / "fresh" / "run" / "tensorboard" / "events.*"))
+    tags = {v.tag for path in events for e in tf.compat.v1.train.summary_iterator(path) for v in e.summary.value}
+    assert not any(t.startswith("samples/") for t in tags), tags
+
+
+def test_the_finiteness_check_covers_every_floating_variable_a_checkpoint_holds(tmp_path, tiny_splits):
+    trainer = _trainer(tmp_path, tiny_splits, precision="mixed_float16", ema_decay=0.9, fake_pool=8)
+    path = trainer.manager.save(checkpoint_number=0)
+    floating = [n for n, d in tf.train.load_checkpoint(path).get_variable_to_dtype_map().items() if d.is_floating]
+    labels = [label for label, _ in trainer.checked_variables]
+    assert len(labels) == len(set(labels)) == len(floating)  # every tensor on disk is one checked variable
+    for owner in ("generator", "discriminator", "g_optimizer", "d_optimizer", "ema_generator", "fake_pool"):
+        assert any(label.startswith(owner + ": ") for label in labels), owner
+    assert any(label.endswith("dynamic_scale") for label in labels)  # the loss scale
+    assert trainer.nonfinite_variables() == {}
+    slot = [v for label, v in trainer.checked_variables if label.startswith("fake_pool: ")][0]
+    slot.assign(tf.fill(slot.shape, np.inf))
+    bad = trainer.nonfinite_variables()
+    assert list(bad.values()) == [(int(np.prod(slot.shape)), int(np.prod(slot.shape)))], bad
+
+
+def test_restore_skips_a_poisoned_checkpoint_and_refuses_when_none_is_finite(tmp_path, tiny_splits):
+    trainer = _trainer(tmp_path, tiny_splits, steps=2)
+    trainer.train()
+    good = weights_digest(trainer.task.generator)
+    # A checkpoint written with a NaN (as the guard once allowed): the generator weight and an Adam slot.
+    trainer.task.generator.trainable_variables[0].assign(tf.fill(trainer.task.generator.trainable_variables[0].shape,
+                                                                 np.nan))
+    trainer.g_opt.variables[-1].assign(tf.fill(trainer.g_opt.variables[-1].shape, np.inf))
+    trainer.step.assign(3)
+    trainer.manager.save(checkpoint_number=3)
+    logged = []
+    again = _trainer(tmp_path, tiny_splits, steps=4)
+    again.log = logged.append
+    assert again.restore() == 2  # the newest finite checkpoint
+    assert weights_digest(again.task.generator) == good
+    assert again.last_finite_checkpoint.endswith("ckpt-2")
+    assert len(logged) == 1 and re.fullmatch(r"resumed from \S+ckpt-2 at step 2, the newest finite checkpoint; "
+                                             r"skipped \S+ckpt-3 \([\d,]+ non-finite values in 2 checkpointed "
+                                             r"variables: .*generator: .*\)", logged[0]), logged
+    assert again.train() == 4  # and it trains on from there; ckpt-3 is rewritten, finite
+    assert _nonfinite_tensors(again.manager.latest_checkpoint) == {}
+
+    only_poison = _trainer(tmp_path / "poison", tiny_splits, steps=1)
+    only_poison.train()
+    only_poison.task.generator.trainable_variables[0].assign(
+        tf.fill(only_poison.task.generator.trainable_variables[0].shape, np.nan))
+    only_poison.manager.save(checkpoint_number=1)
+    with pytest.raises(TrainingDiverged, match="no finite checkpoint to resume from: .*ckpt-1 .*1 checkpointed "
+                                               "variable: generator: "):
+        _trainer(tmp_path / "poison", tiny_splits, steps=1).restore()
 
 
 def test_resume_continues_from_checkpoint(tmp_path, tiny_splits):

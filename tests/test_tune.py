@@ -1,6 +1,7 @@
 """--mode=tune (trainers/tune.py): the search space, the validation split carved from the training split, the
 objective, and a tiny in-process pose3d search that writes results.json and resumes without re-running trials."""
 
+import glob
 import json
 import os
 import types
@@ -8,6 +9,7 @@ import types
 import keras_tuner
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from aign_tf import building, main
 from aign_tf.data import synthetic_poses
@@ -98,6 +100,10 @@ def test_tiny_pose_search_writes_results_and_resumes(tmp_path, monkeypatch):
         assert evaluated["split"] == "validation" and evaluated["step"] == 3
         assert evaluated["eval_poses"] == 6  # the last 10 % of the 64 training poses, not the 32 test poses
         assert evaluated["mpjpe_mm"] == pytest.approx(r["objective"])
+        # TensorBoard: the trial's searched values for the HParams dashboard and its results (trainers/summaries.py)
+        events = glob.glob(os.path.join(r["run_dir"], "tensorboard", "events.*"))
+        tags = {v.tag for path in events for e in tf.compat.v1.train.summary_iterator(path) for v in e.summary.value}
+        assert {"_hparams_/session_start_info", "tune/mpjpe_mm", "tune/pa_mpjpe_mm"} <= tags, tags
     retrain = saved["retrain_command"]
     assert retrain.startswith("python -m aign_tf.main --task=pose3d --d_steps=1 --num_train=64 ")
     assert f"--run_dir={run_dir}/tuned" in retrain and "--mode" not in retrain and "--tune_" not in retrain

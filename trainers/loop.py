@@ -1,6 +1,7 @@
 """The AIGN training loop: tf.function GradientTape steps for discriminator and generator, each with its own
 optimizer (Keras 3 ``LossScaleOptimizer`` under ``mixed_float16``), optional EMA of the generator, checkpoints
-that a re-run resumes from, TensorBoard summaries, a progress line and a NaN/Inf guard.
+that a re-run resumes from, TensorBoard summaries, a progress line and a NaN/Inf guard: a checkpoint is written,
+restored, evaluated or exported only when every variable it holds is finite.
 
 It knows a task only through :class:`aign_tf.tasks.base.Task`.
 """
@@ -20,13 +21,39 @@ import tensorflow as tf
 
 from aign_tf import augment
 from aign_tf import losses as losses_lib
+from trainers import summaries
 from trainers.fake_pool import FakePool
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 class TrainingDiverged(RuntimeError):
-    """A loss became NaN or Inf; the last good checkpoint is kept."""
+    """A loss or a checkpointed variable (weights, optimizer slots, loss scale, EMA, fake pool) became NaN or Inf;
+    nothing non-finite was saved, and the message names the last finite checkpoint."""
+
+
+def checkpointed_float_variables(items: dict) -> list[tuple[str, tf.Variable]]:
+    """Every floating-point variable reachable from a checkpoint's objects, once each, labelled
+    ``<checkpoint key>: <variable path>``. items: {checkpoint key: a tf.Variable, or an object with ``.variables``
+    (a Keras model or optimizer: weights, slots, loss scale; a tf.Module such as the fake pool)}.
+    Integer variables (iterations, step counters) cannot hold a NaN or Inf and are left out."""
+    seen, out = set(), []
+    for key, obj in items.items():
+        for v in [obj] if isinstance(obj, tf.Variable) else obj.variables:
+            if id(v) in seen or not tf.as_dtype(v.dtype).is_floating:
+                continue
+            seen.add(id(v))
+            out.append((f"{key}: {getattr(v, 'path', None) or v.name}", v))
+    return out
+
+
+def describe_nonfinite(bad: dict[str, tuple[int, int]], shown: int = 4) -> str:
+    """'N non-finite values in M variables: a (n of size), ...' for {label: (non-finite count, size)}, worst first."""
+    worst = sorted(bad.items(), key=lambda kv: -kv[1][0])
+    listed = ", ".join(f"{label} ({n:,} of {size:,})" for label, (n, size) in worst[:shown])
+    more = f" and {len(bad) - shown} more" if len(bad) > shown else ""
+    return (f"{sum(n for n, _ in bad.values()):,} non-finite values in {len(bad)} checkpointed variable"
+            f"{'s' if len(bad) > 1 else ''}: {listed}{more}")
 
 
 @dataclasses.dataclass
@@ -108,9 +135,11 @@ class _Progress:
 
 
 class Trainer:
-    """Trains ``task.generator`` and ``task.discriminator``; state lives in ``run_dir``."""
+    """Trains ``task.generator`` and ``task.discriminator``; state lives in ``run_dir``. ``hparams`` ({name: bool,
+    int, float or str}, e.g. :func:`trainers.summaries.hparam_values` of the flags) go to TensorBoard's HParams
+    dashboard when training starts."""
 
-    def __init__(self, task, config: TrainConfig, run_dir: str, log=print):
+    def __init__(self, task, config: TrainConfig, run_dir: str, log=print, hparams: dict | None = None):
         config.validate()
         if config.prior_cycle_weight > 0 and not task.has_prior_cycle:
             raise ValueError(f"--prior_cycle_weight={config.prior_cycle_weight}: task {task.name!r} has no prior "
@@ -118,7 +147,7 @@ class Trainer:
         if config.diff_augment and len(getattr(task.discriminator.input, "shape", ())) != 4:
             raise ValueError(f"--diff_augment={config.diff_augment}: task {task.name!r} has no image discriminator; "
                              "leave it empty")
-        self.task, self.config, self.run_dir, self.log = task, config, run_dir, log
+        self.task, self.config, self.run_dir, self.log, self.hparams = task, config, run_dir, log, hparams
         self.gen_loss_fn, self.disc_loss_fn = losses_lib.ADVERSARIAL_LOSSES[config.adversarial_loss]
         self.g_opt = _optimizer(config.g_learning_rate, config.beta_1, config.mixed_precision)
         self.d_opt = _optimizer(config.d_learning_rate, config.beta_1, config.mixed_precision)
@@ -144,23 +173,69 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(**items)
         self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(run_dir, "checkpoints"),
                                                   max_to_keep=config.max_checkpoints)
+        self.last_finite_checkpoint = None  # the newest checkpoint restored or saved with every variable finite
+        # One fused check over everything the checkpoint holds: the non-finite count of each floating variable.
+        self.checked_variables = checkpointed_float_variables(items)
+        self._count_nonfinite = tf.function(lambda: tf.stack([
+            tf.math.count_nonzero(tf.logical_not(tf.math.is_finite(tf.convert_to_tensor(v))), dtype=tf.int64)
+            for _, v in self.checked_variables]))
         self._train_step = tf.function(self._step, jit_compile=config.jit_compile)
+
+    @property
+    def tensorboard_dir(self) -> str:
+        return os.path.join(self.run_dir, "tensorboard")
 
     @property
     def eval_generator(self) -> keras.Model:
         """The generator used for evaluation and export: the EMA copy when enabled."""
         return self.ema_generator if self.ema_generator is not None else self.task.generator
 
+    def nonfinite_variables(self) -> dict[str, tuple[int, int]]:
+        """{label: (non-finite values, size)} of the checkpointed variables holding a NaN or Inf (empty: all finite)."""
+        counts = self._count_nonfinite().numpy()
+        return {label: (int(n), int(np.prod(v.shape))) for (label, v), n in zip(self.checked_variables, counts,
+                                                                                strict=True) if n}
+
     def restore(self) -> int:
-        """Restores the latest checkpoint in run_dir (if any); returns the step reached."""
+        """Restores the newest checkpoint in run_dir whose variables are all finite; returns the step reached
+        (0 without a checkpoint). A newer checkpoint holding a NaN or Inf (one written before the guard checked
+        the variables) is skipped with a message; if every checkpoint holds one, TrainingDiverged."""
         latest = self.manager.latest_checkpoint
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-            for generator in (self.task.generator, self.ema_generator):
-                if generator is not None:  # values the task derives from restored weights (an exemplar bank's)
-                    self.task.generator_restored(generator)
-            self.log(f"resumed from {latest} at step {int(self.step.numpy())}")
-        return int(self.step.numpy())
+        newest_first = ([latest] if latest else []) + [p for p in reversed(self.manager.checkpoints) if p != latest]
+        skipped = []
+        for path in newest_first:
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+            bad = self.nonfinite_variables()
+            if not bad:
+                self.last_finite_checkpoint = path
+                for generator in (self.task.generator, self.ema_generator):
+                    if generator is not None:  # values the task derives from restored weights (an exemplar bank's)
+                        self.task.generator_restored(generator)
+                self.log(f"resumed from {path} at step {int(self.step.numpy())}"
+                         + (f", the newest finite checkpoint; skipped {'; '.join(skipped)}" if skipped else ""))
+                return int(self.step.numpy())
+            skipped.append(f"{path} ({describe_nonfinite(bad, shown=2)})")
+        if skipped:
+            raise TrainingDiverged(f"no finite checkpoint to resume from: {'; '.join(skipped)}. Delete "
+                                   f"{self.manager.directory} or choose another --run_dir")
+        return 0
+
+    def check_finite(self, step: int, losses: dict[str, float] | None = None) -> None:
+        """TrainingDiverged if a loss in ``losses`` or a checkpointed variable is NaN or Inf, naming the step,
+        the non-finite terms and the last finite checkpoint (the state is not saved)."""
+        bad_losses = {k: v for k, v in (losses or {}).items() if not math.isfinite(v)}
+        bad_variables = self.nonfinite_variables()
+        if not bad_losses and not bad_variables:
+            return
+        what = []
+        if bad_losses:
+            what.append("non-finite " + ", ".join(f"{k}={v}" for k, v in bad_losses.items()))
+        if bad_variables:
+            what.append(describe_nonfinite(bad_variables))
+        raise TrainingDiverged(
+            f"training diverged at step {step}: {'; '.join(what)}. Stopped without saving; the last finite checkpoint "
+            f"is {self.last_finite_checkpoint or 'none (no checkpoint yet)'}. Try a lower learning rate or loss "
+            "weight, or --mixed_precision=float32")
 
     # --- one step ------------------------------------------------------------------------------------
     @staticmethod
@@ -274,12 +349,14 @@ class Trainer:
         if start >= cfg.steps:
             self.log(f"already trained to step {start} (--steps={cfg.steps}); nothing to do")
             return start
-        writer = tf.summary.create_file_writer(os.path.join(self.run_dir, "tensorboard"))
+        writer = tf.summary.create_file_writer(self.tensorboard_dir)
+        if self.hparams:
+            summaries.write_hparams(writer, self.hparams)
         preview = next(iter(self.task.train_dataset(8, cfg.seed + 1000, 0)))
         data = iter(self.task.train_dataset(cfg.batch_size, cfg.seed, start))
         progress = _Progress(cfg.steps, start)
         self.log(f"training {self.task.name} from step {start} to {cfg.steps}; TensorBoard: "
-                 f"tensorboard --logdir {os.path.join(self.run_dir, 'tensorboard')}")
+                 f"tensorboard --logdir {self.tensorboard_dir}")
         step = start
         wait_s = 0.0
         while step < cfg.steps:
@@ -287,12 +364,10 @@ class Trainer:
             batch = next(data)
             wait_s += time.perf_counter() - t
             values = {k: float(v) for k, v in self._train_step(batch).items()}
-            bad = [k for k, v in values.items() if not math.isfinite(v)]
-            if bad:
-                raise TrainingDiverged(
-                    f"non-finite {', '.join(bad)} at step {step + 1} ({values}); stopped without saving. The "
-                    f"last good checkpoint is {self.manager.latest_checkpoint or 'none (no checkpoint yet)'}; "
-                    "try a lower learning rate or --mixed_precision=float32")
+            if step == start:  # the graph of one training step, once per run (the step is traced by now)
+                summaries.write_graph(writer, self._train_step.get_concrete_function(batch).graph)
+            if not all(math.isfinite(v) for v in values.values()):  # (losses are computed before the update)
+                self.check_finite(step + 1, values)
             step += 1
             self.step.assign(step)
             if step % cfg.log_every == 0 or step == cfg.steps:
@@ -303,12 +378,16 @@ class Trainer:
                                                                               1e-9))
                 shown = {k: values[k] for k in ("d_loss", "g_adversarial", *terms) if k in values}
                 progress.update(step, shown, final=step == cfg.steps)
-            if step % cfg.image_every == 0 or step == cfg.steps:
+            images_due = step % cfg.image_every == 0 or step == cfg.steps
+            checkpoint_due = step % cfg.checkpoint_every == 0 or step == cfg.steps
+            if images_due or checkpoint_due:
+                self.check_finite(step)  # the updated weights and optimizer state, before anything reads them
+            if images_due:
                 fake = self.task.generate(self.eval_generator, preview, training=False)
                 with writer.as_default(step=step):
                     tf.summary.image("samples/input|output|rendered|prior", self.task.sample_images(preview, fake))
-            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-                self.manager.save(checkpoint_number=step)
+            if checkpoint_due:
+                self.last_finite_checkpoint = self.manager.save(checkpoint_number=step)
         writer.flush()
         return step
 

@@ -26,10 +26,10 @@ import types
 import keras
 import keras_tuner
 import numpy as np
-import tensorflow as tf
 
 from aign_tf import building, formats
 from aign_tf.metrics import MIN_PROBE_ACCURACY
+from trainers import summaries
 from trainers.loop import Trainer, TrainingDiverged
 
 # The search space: flag name -> (low, high) sampled log-uniformly, or flag name -> the choices.
@@ -132,18 +132,11 @@ def run_trial(setup: TrialSetup, hp: keras_tuner.HyperParameters, trial_dir: str
                                                  f"results; expected one of {', '.join(metrics)}")
     formats.write_json(os.path.join(trial_dir, "eval.json"),
                        {**result, "split": "validation", "step": int(trainer.step.numpy()), "hyperparameters": values})
-    _write_hparams(trial_dir, values, metrics, setup.steps)
+    # The trial's hyper-parameters and results for TensorBoard's HParams dashboard (``--logdir <run_dir>/tune``).
+    tensorboard_dir = os.path.join(trial_dir, "tensorboard")
+    summaries.write_hparams(tensorboard_dir, values, trial_id=os.path.basename(trial_dir))
+    summaries.write_scalars(tensorboard_dir, {f"tune/{name}": value for name, value in metrics.items()}, setup.steps)
     return metrics
-
-
-def _write_hparams(trial_dir: str, values: dict, metrics: dict, step: int) -> None:
-    """The trial's hyper-parameters and results for TensorBoard's HParams dashboard (``--logdir <run_dir>/tune``)."""
-    from tensorboard.plugins.hparams import api as hparams_api
-
-    with tf.summary.create_file_writer(os.path.join(trial_dir, "tensorboard")).as_default():
-        hparams_api.hparams(values, trial_id=os.path.basename(trial_dir))
-        for name, value in metrics.items():
-            tf.summary.scalar(f"tune/{name}", value, step=step)
 
 
 class _AIGNTrials:
