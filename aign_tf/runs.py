@@ -197,10 +197,12 @@ def write_settings(run_dir: str, settings: dict, recorded: dict, command: str | 
 
 
 def check_settings(run_dir: str, settings: dict, defaults: dict, run_dir_given: bool) -> bool:
-    """A ValueError naming ``run_dir`` and each differing flag (old -> new) if the folder records other defining
-    settings. Returns whether it records any (False: a new folder, or one made before settings were recorded)."""
+    """A ValueError naming ``run_dir`` and each differing flag (old -> new) if the folder holds a checkpoint
+    trained with other defining settings. Returns whether it records the settings of a checkpoint (False: a new
+    folder, one made before settings were recorded, or one whose run stopped before its first checkpoint, e.g. a
+    diverged run: it holds no model, so a command with other settings may start afresh there)."""
     old = read_settings(run_dir)
-    if old is None:
+    if old is None or not os.path.isfile(os.path.join(run_dir, "checkpoints", "checkpoint")):
         return False
     diff = differences(old, settings, defaults)
     if diff:

@@ -45,17 +45,21 @@ def test_train_eval_export_predict(tmp_path, shared_cache, task, bias):
     assert os.path.exists(result["samples_png"])
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(run_dir / "tensorboard"))
     slug = "male" if task == "inpaint" else "male_and_not_young"
+    # Exported under the run's name: the task and bias plus the settings that differ from their defaults (the
+    # tiny sizes), so this model never becomes a new version of a default-sized inpaint_male.
+    (model_name,) = os.listdir(export_dir)
+    assert model_name.startswith(f"{task}_{slug}-") and "image_size32" in model_name
     # The signature as TF Serving sees it (saved_model_cli on an exported face model: test_export.py).
     import tensorflow as tf
 
-    signature = tf.saved_model.load(str(export_dir / f"{task}_{slug}" / "1")).signatures["serving_default"]
+    signature = tf.saved_model.load(str(export_dir / model_name / "1")).signatures["serving_default"]
     low = 32 if task == "inpaint" else 8
     inputs = signature.structured_input_signature[1]
     assert inputs["image"].shape.as_list() == [None, low, low, 3] and inputs["image"].dtype == tf.float32
     assert set(inputs) == ({"image", "mask"} if task == "inpaint" else {"image"})
     assert "face" in signature.structured_outputs
 
-    meta = json.loads((export_dir / f"{task}_{slug}" / "1" / "assets" / "aign_tf_meta.json").read_text())
+    meta = json.loads((export_dir / model_name / "1" / "assets" / "aign_tf_meta.json").read_text())
     assert meta["step"] == 10 and meta["checkpoint"] == str(run_dir / "checkpoints" / "ckpt-10")
     assert len(meta["weights_digest"]) == 16
     if task == "superres":  # (inpaint's resume: the kill-and-resume test below)
@@ -63,8 +67,8 @@ def test_train_eval_export_predict(tmp_path, shared_cache, task, bias):
         # weights (a version 2 would be an identical model TF Serving takes for a new one).
         out = _run(cli("--steps=10", *common), REPO)
         assert "resumed from" in out and "nothing to do" in out
-        assert f"{export_dir / f'{task}_{slug}' / '1'} already holds these weights" in out
-        assert sorted(os.listdir(export_dir / f"{task}_{slug}")) == ["1"]
+        assert f"{export_dir / model_name / '1'} already holds these weights" in out
+        assert sorted(os.listdir(export_dir / model_name)) == ["1"]
 
     # predict: a folder of images in, PNGs out.
     from aign_tf import formats
@@ -89,7 +93,9 @@ def test_pose3d_train_eval_export_predict(tmp_path, shared_cache):
     result = json.loads((run_dir / "eval.json").read_text())
     assert result["task"] == "pose3d" and result["step"] == 10 and np.isfinite(result["mpjpe_mm"])
     assert os.path.exists(result["samples_png"])
-    version_dir = export_dir / "pose3d_builtin" / "1"
+    (model_name,) = os.listdir(export_dir)
+    assert model_name.startswith("pose3d_builtin-")  # the run's name: its settings differ from the defaults
+    version_dir = export_dir / model_name / "1"
     show = subprocess.run(_saved_model_cli() + ["show", "--dir", str(version_dir), "--all"],
                           capture_output=True, text=True, check=True).stdout
     default, with_camera = show.split("signature_def['serving_default']")[1].split("signature_def['with_camera']")

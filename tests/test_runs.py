@@ -87,8 +87,12 @@ def test_a_folder_with_other_settings_stops_with_one_line_naming_them(tmp_path):
     runs.write_settings(folder, old, runs.recorded_settings(_flags()), command="python -m aign_tf.main")
     record = json.loads((tmp_path / "run" / "settings.json").read_text())
     assert record["settings"] == old and record["recorded"]["jit_compile"] is False
-    assert runs.check_settings(folder, runs.defining_settings(_flags(steps=5, jit_compile=True)), defaults, True)
     new = runs.defining_settings(_flags(g_learning_rate=1e-3, exemplars=128))
+    # No checkpoint yet (the first run stopped before one, e.g. it diverged): no model to reuse, a new start.
+    assert runs.check_settings(folder, new, defaults, run_dir_given=True) is False
+    (tmp_path / "run" / "checkpoints").mkdir()
+    (tmp_path / "run" / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-5"\n')
+    assert runs.check_settings(folder, runs.defining_settings(_flags(steps=5, jit_compile=True)), defaults, True)
     with pytest.raises(ValueError) as e:
         runs.check_settings(folder, new, defaults, run_dir_given=True)
     message = str(e.value)
