@@ -195,3 +195,14 @@ def test_a_second_command_in_a_busy_folder_stops_at_once(tmp_path, shared_cache)
     third = _cli(REPO, *common, "--steps=1")
     assert third.returncode == 0, third.stderr[-3000:]
     assert "step 1/1" in third.stdout
+
+
+def test_jit_compile_defaults_per_task_and_is_recorded(tmp_path):
+    """XLA is the default where it was measured faster (pose3d), not for the face steps (BENCHMARKS.md); the run's
+    settings record the choice, and an explicit value is kept."""
+    assert [_flags(task=t).jit_compile for t in ("inpaint", "superres", "pose3d")] == [False, False, True]
+    assert _flags(task="inpaint", jit_compile=True).jit_compile is True
+    for task, expected in (("superres", False), ("pose3d", True)):
+        flags = _flags(task=task)
+        runs.write_settings(str(tmp_path / task), runs.defining_settings(flags), runs.recorded_settings(flags))
+        assert json.loads((tmp_path / task / "settings.json").read_text())["recorded"]["jit_compile"] is expected
