@@ -24,9 +24,6 @@ TASK_DEFAULTS = {
     "exemplar_match": {"inpaint": 300.0, "superres": 100.0, "pose3d": 0.0},
     # Taken only where the bias leaves faces out (not --bias=none, not --prior_dir); see apply_task_defaults.
     "negative_weight": {"inpaint": 0.0, "superres": 0.5, "pose3d": 0.0},
-    # XLA measured side by side with tf.function on the 2-core CPU VM (BENCHMARKS.md): slower for the face steps
-    # (1.3-2.5x tf.function's step time for inpainting, 1.1-1.7x for super-resolution), faster for pose (15-30 %).
-    "jit_compile": {"inpaint": False, "superres": False, "pose3d": True},
 }
 
 

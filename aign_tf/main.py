@@ -54,7 +54,9 @@ flags.DEFINE_integer("data_seed", 0, "Seed of the built-in dataset and of the ob
 flags.DEFINE_bool("deterministic", False, "Deterministic ops, so a resumed run equals an uninterrupted one.")
 flags.DEFINE_enum("mixed_precision", "float32", ["float32", "mixed_float16", "mixed_bfloat16"],
                   "Compute precision; mixed_float16 uses dynamic loss scaling (GPU only gains from it).")
-flags.DEFINE_bool("jit_compile", None, "Compile the train step with XLA; " + _default_help("jit_compile") + ".")
+flags.DEFINE_bool("jit_compile", None, "Compile the train step with XLA. Unset: what a resumed run used, else "
+                  "whichever of XLA and plain tf.function a short trial measures faster on this machine for "
+                  "these settings (once; cached in --cache_dir).")
 flags.DEFINE_enum("adversarial_loss", "non_saturating", ["non_saturating", "least_squares", "hinge", "wgan_gp"],
                   "Adversarial loss pair.")
 flags.DEFINE_integer("d_steps", 1, "Discriminator updates per generator update.")
@@ -145,16 +147,40 @@ flags.DEFINE_integer("bench_serving_calls", 50, "bench: batch-1 serving calls ti
 flags.DEFINE_string("bench_out", None, "bench: JSON results path (default runs/bench.json).")
 
 
-def build(run_dir: str, log=print):
-    """Builds (task, trainer) from the flags; the trainer's state lives in ``run_dir``."""
-    from aign_tf.building import build_task, seed_everything, train_config
+def build(run_dir: str, values, log=print):
+    """Builds (task, trainer) from the flags; the trainer's state lives in ``run_dir``. ``values``: every program
+    flag's value (``program_flags``); an unset ``--jit_compile`` is decided here (``jit_compile_choice``) and set in
+    both."""
+    from aign_tf.building import load_splits, make_task, seed_everything, train_config
     from trainers.loop import Trainer
     from trainers.summaries import hparam_values
 
     seed_everything(FLAGS)
-    task = build_task(FLAGS, log)
+    splits = load_splits(FLAGS, log)
+    if FLAGS.jit_compile is None:
+        FLAGS.jit_compile = values.jit_compile = jit_compile_choice(run_dir, values, splits, log)
+        seed_everything(FLAGS)  # the trial's networks drew from the seeded RNG: the run's start as without it
+    task = make_task(FLAGS, splits, log)
     hparams = hparam_values(vars(program_flags()[0]))  # for TensorBoard's HParams dashboard
     return task, Trainer(task, train_config(FLAGS), run_dir, log=log, hparams=hparams)
+
+
+def jit_compile_choice(run_dir: str, values, splits, log=print) -> bool:
+    """``--jit_compile`` when unset: the value a resumed run's folder recorded (so it goes on computing as it
+    began); for a new training run, the faster of XLA and tf.function on this machine (``trainers.compile_choice``);
+    False for eval / export / predict, which do not train."""
+    from aign_tf import runs
+    from aign_tf.building import has_checkpoint, make_task, train_config
+
+    recorded = runs.recorded_value(run_dir, "jit_compile") if has_checkpoint(run_dir) else None
+    if recorded is not None:
+        return bool(recorded)
+    if values.mode != "train":
+        return False
+    from trainers.compile_choice import choose_jit_compile
+
+    return choose_jit_compile(lambda: make_task(values, splits, log=lambda *_: None), train_config(values),
+                              runs.defining_settings(values), values.cache_dir, log)
 
 
 def program_flags(flag_values=FLAGS) -> tuple[types.SimpleNamespace, set[str]]:
@@ -364,7 +390,7 @@ def _run(values, run_dir_given: bool, run_dir: str, writes: bool, request=None, 
             "run's settings): assuming this command's settings" + (", recording them" if writes else ""))
     print(f"run directory: {os.path.abspath(run_dir)}", flush=True)
     _import_tensorflow()
-    task, trainer = build(run_dir)
+    task, trainer = build(run_dir, values)
     if FLAGS.mode == "train" or (writes and not recorded):
         runs.write_settings(run_dir, settings, runs.recorded_settings(values))
     if FLAGS.mode == "train":

@@ -172,6 +172,13 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def recorded_value(run_dir: str, name: str):
+    """The value of ``name`` (one of RECORDED) the folder's latest training session recorded (None: none)."""
+    path = os.path.join(run_dir, SETTINGS_FILE)
+    record = formats.read_json(path) if os.path.exists(path) else None
+    return (record.get("recorded") or {}).get(name) if isinstance(record, dict) else None
+
+
 def read_settings(run_dir: str) -> dict | None:
     """The defining settings recorded in ``run_dir`` (None: no settings.json)."""
     path = os.path.join(run_dir, SETTINGS_FILE)

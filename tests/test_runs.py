@@ -84,7 +84,8 @@ def test_a_folder_with_other_settings_stops_with_one_line_naming_them(tmp_path):
     old = runs.defining_settings(_flags())
     defaults = building.default_settings(_flags(), main.flag_defaults())
     assert runs.check_settings(folder, old, defaults, run_dir_given=True) is False  # a new folder
-    runs.write_settings(folder, old, runs.recorded_settings(_flags()), command="python -m aign_tf.main")
+    runs.write_settings(folder, old, runs.recorded_settings(_flags(jit_compile=False)),
+                        command="python -m aign_tf.main")
     record = json.loads((tmp_path / "run" / "settings.json").read_text())
     assert record["settings"] == old and record["recorded"]["jit_compile"] is False
     new = runs.defining_settings(_flags(g_learning_rate=1e-3, exemplars=128))
@@ -196,13 +197,3 @@ def test_a_second_command_in_a_busy_folder_stops_at_once(tmp_path, shared_cache)
     assert third.returncode == 0, third.stderr[-3000:]
     assert "step 1/1" in third.stdout
 
-
-def test_jit_compile_defaults_per_task_and_is_recorded(tmp_path):
-    """XLA is the default where it was measured faster (pose3d), not for the face steps (BENCHMARKS.md); the run's
-    settings record the choice, and an explicit value is kept."""
-    assert [_flags(task=t).jit_compile for t in ("inpaint", "superres", "pose3d")] == [False, False, True]
-    assert _flags(task="inpaint", jit_compile=True).jit_compile is True
-    for task, expected in (("superres", False), ("pose3d", True)):
-        flags = _flags(task=task)
-        runs.write_settings(str(tmp_path / task), runs.defining_settings(flags), runs.recorded_settings(flags))
-        assert json.loads((tmp_path / task / "settings.json").read_text())["recorded"]["jit_compile"] is expected
