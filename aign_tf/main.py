@@ -161,7 +161,7 @@ def build(run_dir: str, values, log=print):
         FLAGS.jit_compile = values.jit_compile = jit_compile_choice(run_dir, values, splits, log)
         seed_everything(FLAGS)  # the trial's networks drew from the seeded RNG: the run's start as without it
     task = make_task(FLAGS, splits, log)
-    hparams = hparam_values(vars(program_flags()[0]))  # for TensorBoard's HParams dashboard
+    hparams = hparam_values(vars(values))  # for TensorBoard's HParams dashboard
     return task, Trainer(task, train_config(FLAGS), run_dir, log=log, hparams=hparams)
 
 
