@@ -230,3 +230,67 @@ def test_tfds_prepared_split_yields_images_and_labels_in_celeba_order(tmp_path, 
     assert names == celeba.CELEBA_ATTRIBUTES and skipped == 0
     assert images.shape == (3, SIZE, SIZE, 3) and images.dtype == np.uint8
     assert labels.shape == (3, 40) and labels.dtype == np.uint8 and set(np.unique(labels)) <= {0, 1}
+
+
+# --- identities and the validation partition -----------------------------------------------------------
+def _write_identities(info, overlap: bool) -> str:
+    """identity_CelebA.txt beside the fixture's annotations: one identity per (split, image pair), or, with
+    ``overlap``, the first valid image given the identity of the first train image."""
+    identity = {name: str(100 * part + i // 2) for i, (name, part) in enumerate(zip(info["filenames"],
+                                                                                   info["partition"], strict=True))}
+    if overlap:
+        first_valid = info["filenames"][info["partition"].index(1)]
+        identity[first_valid] = identity[info["filenames"][0]]
+    path = os.path.join(info["root"], "identity_CelebA.txt")
+    Path(path).write_text("".join(f"{name} {identity[name]}\n" for name in info["filenames"]))
+    return path
+
+
+def test_read_identities_published_format_and_errors(tmp_path):
+    path = tmp_path / "identity_CelebA.txt"
+    path.write_text("000001.jpg 2880\r\n000002.jpg 2937\r\n")
+    assert celeba.read_identities(str(path)) == {"000001.jpg": "2880", "000002.jpg": "2937"}
+    path.write_text("000001.jpg 2880\n000002.jpg\n")
+    expected = r"identity_CelebA.txt: expected rows 'FILENAME IDENTITY'.*'000002.jpg'.*line 2"
+    with pytest.raises(ValueError, match=expected):
+        celeba.read_identities(str(path))
+
+
+def test_identity_check_passes_on_disjoint_splits_and_loads_the_valid_split(tmp_path):
+    from aign_tf.data.faces import load_face_splits
+
+    info = write_celeba_fixture(tmp_path / "celeba", n_images=10, corrupt=0, seed=2)
+    identity_path = _write_identities(info, overlap=False)
+    assert celeba.check_identities_disjoint(info["root"], ("train", "valid", "test")) == identity_path
+    splits = load_face_splits(info["root"], SIZE, str(tmp_path / "cache"), with_valid=True)
+    assert splits.valid is not None and len(splits.valid) == len(info["readable"]["valid"]) > 0
+    np.testing.assert_array_equal(splits.valid.labels, info["labels"][_rows(info, "valid")])
+    assert (len(splits.train), len(splits.test)) == (len(info["readable"]["train"]), len(info["readable"]["test"]))
+    cached = load_face_splits(info["root"], SIZE, str(tmp_path / "cache"), with_valid=True)
+    np.testing.assert_array_equal(cached.valid.images, splits.valid.images)
+    default = load_face_splits(info["root"], SIZE, str(tmp_path / "cache"))
+    assert default.valid is None and len(default.train) == len(splits.train)  # the default is unchanged
+    np.testing.assert_array_equal(default.test.images, splits.test.images)
+
+
+def test_identity_in_two_splits_stops_the_loader_naming_it(tmp_path):
+    from aign_tf.data.faces import load_face_splits
+
+    info = write_celeba_fixture(tmp_path / "celeba", n_images=10, corrupt=0, seed=2)
+    identity_path = _write_identities(info, overlap=True)
+    first_valid = info["filenames"][info["partition"].index(1)]
+    # train and test alone do not share the identity: the default load passes
+    assert celeba.check_identities_disjoint(info["root"]) == identity_path
+    with pytest.raises(ValueError) as error:
+        load_face_splits(info["root"], SIZE, str(tmp_path / "cache"), with_valid=True)
+    message = str(error.value)
+    assert "identity 0 of " + identity_path in message and "both the train and the valid split" in message
+    assert f"train: {info['filenames'][0]}, {info['filenames'][1]}; valid: {first_valid}" in message
+    assert not os.path.exists(tmp_path / "cache")  # stopped before decoding anything
+
+
+def test_builtin_faces_have_no_valid_split(tmp_path):
+    from aign_tf.data.faces import load_face_splits
+
+    with pytest.raises(ValueError, match="built-in faces have no validation split"):
+        load_face_splits(None, SIZE, str(tmp_path), with_valid=True)

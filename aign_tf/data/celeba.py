@@ -29,8 +29,8 @@ from aign_tf.data.crops import ALIGNED_HEIGHT_PX, ALIGNED_WIDTH_PX, CELEBA_CROP,
 
 # The crop lives in crops.py, shared with --mode=predict; its names stay importable from here.
 __all__ = ["ALIGNED_HEIGHT_PX", "ALIGNED_WIDTH_PX", "CELEBA_ATTRIBUTES", "CELEBA_CROP", "SPLITS", "celeba_split",
-           "crop_and_resize", "make_image_dataset", "materialize", "read_attributes", "read_partition",
-           "tfds_split"]
+           "check_identities_disjoint", "crop_and_resize", "make_image_dataset", "materialize",
+           "parse_identities", "read_attributes", "read_identities", "read_partition", "tfds_split"]
 
 CELEBA_ATTRIBUTES: tuple[str, ...] = (
     "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs", "Big_Lips",
@@ -47,6 +47,7 @@ _ATTR_CANDIDATES = ("list_attr_celeba.txt", os.path.join("Anno", "list_attr_cele
                     "list_attr_celeba.csv")
 _PARTITION_CANDIDATES = ("list_eval_partition.txt", os.path.join("Eval", "list_eval_partition.txt"),
                          "list_eval_partition.csv")
+_IDENTITY_CANDIDATES = ("identity_CelebA.txt", os.path.join("Anno", "identity_CelebA.txt"))
 _IMAGE_DIR_CANDIDATES = (os.path.join("img_align_celeba", "img_align_celeba"), "img_align_celeba",
                          os.path.join("Img", "img_align_celeba"))
 
@@ -129,6 +130,58 @@ def read_partition(path: str) -> dict[str, int]:
                              f"{' '.join(row)!r} (row {k + 1})")
         partition[row[0].strip()] = int(row[1])
     return partition
+
+
+def parse_identities(lines: Sequence[str], source: str) -> dict[str, str]:
+    """Rows of identity_CelebA.txt (``000001.jpg 2880``: file, identity number) -> {file: identity}.
+    A row that is not a file and a whole number -> ValueError naming ``source`` and the row."""
+    identities = {}
+    for k, line in enumerate(lines):
+        row = line.split()
+        if not row:
+            continue
+        if len(row) != 2 or not row[1].isdigit():
+            raise ValueError(f"{source}: expected rows 'FILENAME IDENTITY' (e.g. '000001.jpg 2880'), got "
+                             f"{line.strip()!r} (line {k + 1})")
+        identities[row[0]] = row[1]
+    return identities
+
+
+def read_identities(path: str) -> dict[str, str]:
+    """Reads identity_CelebA.txt: {file: identity}; see :func:`parse_identities`."""
+    return parse_identities(_read_lines(path), path)
+
+
+def check_identities_disjoint(data_dir: str, splits: Sequence[str] = ("train", "test")) -> str | None:
+    """If ``data_dir`` holds identity_CelebA.txt (flat or under Anno/), checks that no identity has images
+    in two of ``splits`` according to the partition file; files without a listed identity are not checked.
+    Returns the identity file's path, or None if there is none (nothing to check). An identity in two
+    splits -> ValueError naming the identity, its files per split and both files. The official partition
+    is identity-disjoint; this guards custom partitions."""
+    data_dir = os.path.abspath(os.path.expanduser(data_dir))
+    try:
+        identity_path = _find(data_dir, _IDENTITY_CANDIDATES, "identity file")
+    except FileNotFoundError:
+        return None
+    partition_path = _find(data_dir, _PARTITION_CANDIDATES, "partition file")
+    identities = read_identities(identity_path)
+    partition = read_partition(partition_path)
+    codes = {SPLITS[s]: s for s in splits}
+    first_split: dict[str, int] = {}
+    for name, code in partition.items():
+        identity = identities.get(name)
+        if code not in codes or identity is None:
+            continue
+        if first_split.setdefault(identity, code) != code:
+            other = first_split[identity]
+            files = {c: sorted(f for f, p in partition.items() if p == c and identities.get(f) == identity)
+                     for c in (other, code)}
+            where = "; ".join(f"{codes[c]}: {', '.join(files[c][:5])}{' ...' if len(files[c]) > 5 else ''}"
+                              for c in (other, code))
+            raise ValueError(f"identity {identity} of {identity_path} has images in both the {codes[other]} and "
+                             f"the {codes[code]} split of {partition_path} ({where}); expected every identity "
+                             "in one split only, so that test faces are of people not trained on")
+    return identity_path
 
 
 def _find(data_dir: str, candidates: Sequence[str], what: str, is_dir: bool = False) -> str:

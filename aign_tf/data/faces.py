@@ -45,6 +45,7 @@ class FaceSplits:
     test: FaceArrays
     source: str
     skipped_images: int  # corrupt / unreadable files skipped while decoding (0 for built-in data)
+    valid: FaceArrays | None = None  # CelebA's partition 1, only when asked for (load_face_splits(with_valid=True))
 
 
 def _cache_path(cache_dir: str, *key) -> str:
@@ -52,18 +53,23 @@ def _cache_path(cache_dir: str, *key) -> str:
     return os.path.join(cache_dir, f"faces_{digest}.npz")
 
 
-def _load_celeba_like(data_dir: str, image_size: int, cache_dir: str, max_images: int | None) -> FaceSplits:
+def _load_celeba_like(data_dir: str, image_size: int, cache_dir: str, max_images: int | None,
+                      with_valid: bool = False) -> FaceSplits:
     from aign_tf.data import celeba
 
-    key = ("celeba", os.path.abspath(data_dir), image_size, max_images)
+    splits = ("train", "valid", "test") if with_valid else ("train", "test")
+    if not data_dir.startswith("tfds"):
+        celeba.check_identities_disjoint(data_dir, splits)  # only if identity_CelebA.txt is there
+    key = ("celeba", os.path.abspath(data_dir), image_size, max_images) + (("valid",) if with_valid else ())
     path = _cache_path(cache_dir, *key)
     if os.path.exists(path):
         z = np.load(path)
         names = tuple(str(n) for n in z["names"])
-        return FaceSplits(FaceArrays(z["train_x"], z["train_y"], names), FaceArrays(z["test_x"], z["test_y"], names),
-                          source=f"celeba:{data_dir}", skipped_images=int(z["skipped"]))
+        parts = {split: FaceArrays(z[f"{split}_x"], z[f"{split}_y"], names) for split in splits}
+        return FaceSplits(parts["train"], parts["test"], source=f"celeba:{data_dir}", skipped_images=int(z["skipped"]),
+                          valid=parts.get("valid"))
     parts, skipped = {}, 0
-    for split in ("train", "test"):
+    for split in splits:
         if data_dir.startswith("tfds"):
             tfds_dir = data_dir.split(":", 1)[1] if ":" in data_dir else None
             ds, names = celeba.tfds_split(split, image_size, data_dir=tfds_dir)
@@ -78,16 +84,28 @@ def _load_celeba_like(data_dir: str, image_size: int, cache_dir: str, max_images
             x, y, n_skip = celeba.materialize(ds, expected=len(paths))
         parts[split] = FaceArrays(x, y, tuple(names))
         skipped += n_skip
-    formats.write_npz(path, train_x=parts["train"].images, train_y=parts["train"].labels,
-                      test_x=parts["test"].images, test_y=parts["test"].labels,
-                      names=np.array(parts["train"].attribute_names), skipped=skipped)
-    return FaceSplits(parts["train"], parts["test"], source=f"celeba:{data_dir}", skipped_images=skipped)
+    arrays = {}
+    for split in splits:
+        arrays[f"{split}_x"], arrays[f"{split}_y"] = parts[split].images, parts[split].labels
+    formats.write_npz(path, **arrays, names=np.array(parts["train"].attribute_names), skipped=skipped)
+    return FaceSplits(parts["train"], parts["test"], source=f"celeba:{data_dir}", skipped_images=skipped,
+                      valid=parts.get("valid"))
 
 
 def load_face_splits(data_dir: str | None, image_size: int, cache_dir: str, data_seed: int = 0,
-                     num_train: int = 12000, num_test: int = 1000, max_images: int | None = None) -> FaceSplits:
-    """Loads (or generates) the train and test face arrays; see the module docstring for sources."""
+                     num_train: int = 12000, num_test: int = 1000, max_images: int | None = None,
+                     with_valid: bool = False) -> FaceSplits:
+    """Loads (or generates) the train and test face arrays; see the module docstring for sources.
+
+    CelebA (a folder or TFDS): train = partition 0, test = partition 2; ``with_valid=True`` also loads
+    partition 1 into ``valid`` (cached separately), otherwise ``valid`` is None. A CelebA folder holding
+    identity_CelebA.txt is checked first: an identity in two of the loaded partitions -> ValueError naming
+    it. The built-in faces have no validation partition: ``with_valid=True`` with them -> ValueError.
+    """
     if data_dir in (None, "", BUILTIN):
+        if with_valid:
+            raise ValueError("the built-in faces have no validation split (with_valid=True needs a CelebA "
+                             "--data_dir, see datasets/celeba/README.md); carve one from train instead")
         x, y = synthetic_faces.load_or_generate(cache_dir, num_train + num_test, data_seed, image_size)
         names = tuple(synthetic_faces.ATTRIBUTE_NAMES)
         return FaceSplits(FaceArrays(x[:num_train], y[:num_train], names),
@@ -95,7 +113,7 @@ def load_face_splits(data_dir: str | None, image_size: int, cache_dir: str, data
     if not data_dir.startswith("tfds") and not os.path.isdir(data_dir):
         raise FileNotFoundError(f"--data_dir={data_dir!r} is not a directory; expected a CelebA folder "
                                 "(see datasets/celeba/README.md), 'tfds', or 'builtin'")
-    return _load_celeba_like(data_dir, image_size, cache_dir, max_images)
+    return _load_celeba_like(data_dir, image_size, cache_dir, max_images, with_valid)
 
 
 def step_batches(observations: np.ndarray, prior: np.ndarray, batch_size: int, seed: int, start_step: int,
