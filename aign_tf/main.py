@@ -212,6 +212,9 @@ def format_eval_table(result: dict) -> str:
              f"  consistency PSNR render(output) vs input: {result['consistency_psnr_db']:.2f} dB",
              f"  PSNR / SSIM vs true faces:                {result['psnr_vs_truth_db']:.2f} dB / "
              f"{result['ssim_vs_truth']:.3f}"]
+    if "seam_ratio" in result:
+        lines.append(f"  seam |hole border - across| outputs / truth:  {result['seam_outputs']:.4f} / "
+                     f"{result['seam_true']:.4f} = {_with_ci(result['seam_ratio'], result.get('seam_ratio_ci95'))}")
     if "exemplars_used" in result:
         lines.append(f"  exemplars used: {result['exemplars_used']} (the most used by "
                      f"{100 * result['exemplar_top_share']:.1f} % of the inputs)")

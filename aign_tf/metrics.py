@@ -209,7 +209,15 @@ def bootstrap_mean_interval(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: 
         raise ValueError(f"values must be a non-empty, finite [N] or [N, K] array; got shape {x.shape}")
     if resamples < 1 or not 0 < level < 1:
         raise ValueError(f"need resamples >= 1 and 0 < level < 1; got {resamples} and {level}")
-    cols = x.reshape(len(x), -1)  # [N, K]
+    tail = 100.0 * (1.0 - level) / 2.0
+    means = _bootstrap_means(x.reshape(len(x), -1), resamples, seed)
+    interval = np.percentile(means, [tail, 100.0 - tail], axis=0).T  # [K, 2]
+    return interval[0] if x.ndim == 1 else interval
+
+
+def _bootstrap_means(cols: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    """[resamples, K] column means of ``cols`` [N, K] over rows drawn with replacement (the same draws for every
+    column, so paired columns stay paired)."""
     n, rng = len(cols), np.random.default_rng(seed)
     means = np.empty((resamples, cols.shape[1]))
     chunk = max(1, 1_000_000 // n)  # resamples per pass: about 8 MB of indices and 8 MB of counts
@@ -218,9 +226,73 @@ def bootstrap_mean_interval(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: 
         idx = rng.integers(0, n, size=(c, n)) + n * np.arange(c)[:, None]  # resample r draws from [r*n, r*n + n)
         counts = np.bincount(idx.ravel(), minlength=c * n).reshape(c, n)  # [c, N] times each image is drawn
         means[start:start + c] = counts @ cols / n
+    return means
+
+
+def bootstrap_ratio_interval(numerator, denominator, resamples: int = BOOTSTRAP_RESAMPLES,
+                             seed: int = BOOTSTRAP_SEED, level: float = 0.95) -> np.ndarray:
+    """Paired percentile bootstrap interval of ``mean(numerator) / mean(denominator)``: images are resampled with
+    their two values together (e.g. an output's seam and its true face's seam).
+
+    Args:
+      numerator, denominator: `[N]` finite per-image values (N >= 1); the denominator's resampled means must be
+        positive.
+
+    Returns:
+      float64 `[2]` (low, high).
+
+    Raises:
+      ValueError: the arrays are empty, of other lengths or not finite; a resampled denominator mean is <= 0.
+    """
+    a, b = np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)
+    if a.ndim != 1 or a.shape != b.shape or a.size == 0 or not np.all(np.isfinite(a) & np.isfinite(b)):
+        raise ValueError(f"numerator and denominator must be finite [N] arrays of one length; got {a.shape}, {b.shape}")
+    if resamples < 1 or not 0 < level < 1:
+        raise ValueError(f"need resamples >= 1 and 0 < level < 1; got {resamples} and {level}")
+    means = _bootstrap_means(np.stack([a, b], 1), resamples, seed)
+    if np.any(means[:, 1] <= 0):
+        raise ValueError("the denominator's mean is not positive in every resample: the ratio is undefined")
     tail = 100.0 * (1.0 - level) / 2.0
-    interval = np.percentile(means, [tail, 100.0 - tail], axis=0).T  # [K, 2]
-    return interval[0] if x.ndim == 1 else interval
+    return np.percentile(means[:, 0] / means[:, 1], [tail, 100.0 - tail])
+
+
+# --- seams --------------------------------------------------------------------------------------------------
+
+def seam_difference(images, mask) -> np.ndarray:
+    """How visible a hole's border is: per image, the mean absolute intensity difference between each hole pixel
+    on the border and its visible 4-neighbour across it (every horizontally or vertically adjacent pair with one
+    pixel in the hole and one visible). Intensity is the mean over the channels. A fill that continues the face
+    around it scores about what the true face scores; a box pasted from another face, with its own skin tone and
+    edges, scores higher (docs/measuring-seams.md).
+
+    Args:
+      images: `[N, H, W, C]` values in [0, 1].
+      mask: `[N, H, W, 1]` (or `[N, H, W]`), 1 = visible, 0 = hole (values above 0.5 count as visible).
+
+    Returns:
+      float64 `[N]`: the mean difference per image; NaN for an image without border pairs (no hole, or no
+      visible pixel).
+
+    Raises:
+      ValueError: the shapes do not match.
+    """
+    x = np.asarray(images, np.float64)
+    m = np.asarray(mask)
+    m = m[..., 0] if m.ndim == 4 else m
+    if x.ndim != 4 or m.shape != x.shape[:3]:
+        raise ValueError(f"images must be [N, H, W, C] and mask [N, H, W, 1] of the same N, H, W; got {x.shape} "
+                         f"and {np.shape(mask)}")
+    intensity, visible = x.mean(-1), m > 0.5
+    sums, counts = np.zeros(len(x)), np.zeros(len(x))
+    for axis in (1, 2):  # vertical pairs, then horizontal pairs
+        first = [slice(None)] * 3
+        second = [slice(None)] * 3
+        first[axis], second[axis] = slice(None, -1), slice(1, None)
+        across = visible[tuple(first)] != visible[tuple(second)]
+        diff = np.abs(intensity[tuple(first)] - intensity[tuple(second)])
+        sums += (diff * across).sum((1, 2))
+        counts += across.sum((1, 2))
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
 def figure_validity(n_images: int, probe_accuracy_ci: tuple[float, float] | None,

@@ -119,3 +119,19 @@ def test_with_prior_dir_eval_and_export_name_the_prior_dir_not_the_bias(tmp_path
     header = format_eval_table(result).splitlines()[0]
     assert header == f"evaluation: task=inpaint prior_dir={prior} on 16 held-out images"
     assert task.export_metadata()["bias"] is None and task.export_metadata()["prior_dir"] == str(prior)
+
+
+def test_inpainting_eval_reports_the_hole_seam_on_outputs_and_truth(tmp_path, tiny_splits):
+    from aign_tf.tasks.faces import SuperResTask
+
+    task = _task(tiny_splits)
+    result = task.evaluate(task.generator, str(tmp_path))
+    assert result["seam_images"] == 16 and result["seam_outputs"] >= 0 and result["seam_true"] > 0
+    assert result["seam_ratio"] == pytest.approx(result["seam_outputs"] / result["seam_true"])
+    lo, hi = result["seam_ratio_ci95"]
+    assert lo <= result["seam_ratio"] <= hi
+    line = [row for row in format_eval_table(result).splitlines() if "seam" in row]
+    assert len(line) == 1 and f"= {result['seam_ratio']:.3f} [{lo:.3f}, {hi:.3f}]" in line[0]
+    keras.utils.set_random_seed(0)
+    superres = SuperResTask(FaceTaskConfig(image_size=TINY, g_filters=4, d_filters=4), tiny_splits, log=print)
+    assert "seam_images" not in superres.evaluate(superres.generator, str(tmp_path / "sr"))  # no hole

@@ -246,3 +246,52 @@ def test_pa_mpjpe_under_xla_and_shape_error():
     assert 0 < eager.max() < 20  # only the noise is left
     with pytest.raises(ValueError, match=r"\[B, J, 3\]"):
         metrics.mpjpe(np.zeros((2, 17, 2)), np.zeros((2, 17, 2)))
+
+
+# --- seams -------------------------------------------------------------------------------------------------
+def _square_hole(size=4, top=1, left=1, hole=2):
+    mask = np.ones((1, size, size, 1))
+    mask[0, top:top + hole, left:left + hole] = 0.0
+    return mask
+
+
+def test_seam_difference_on_hand_made_holes():
+    from aign_tf.metrics import seam_difference
+
+    mask = _square_hole()  # a 2x2 hole in the middle of 4x4: 8 border pairs
+    pasted = np.zeros((1, 4, 4, 3))
+    pasted[0, 1:3, 1:3] = 1.0  # a bright box on a black face: every pair differs by 1
+    assert seam_difference(pasted, mask) == pytest.approx([1.0])
+    assert seam_difference(np.full((1, 4, 4, 3), 0.3), mask) == pytest.approx([0.0])  # a seamless fill
+    # A single channel differing by 0.6 is an intensity difference of 0.2 (the mean over channels).
+    tinted = np.zeros((1, 4, 4, 3))
+    tinted[0, 1:3, 1:3, 0] = 0.6
+    assert seam_difference(tinted, mask) == pytest.approx([0.2])
+    # A hole in the corner: only the pairs inside the image (2 vertical + 2 horizontal for a 2x2 corner hole).
+    corner = _square_hole(top=0, left=0)
+    ramp = np.zeros((1, 4, 4, 3))
+    ramp[0, :2, :2] = 1.0
+    ramp[0, 2, :2] = 0.5  # the two vertical pairs differ by 0.5, the two horizontal ones by 1
+    assert seam_difference(ramp, corner) == pytest.approx([0.75])
+    # No hole, or nothing visible: no border, NaN (left out of the aggregate).
+    both = np.concatenate([np.ones((1, 4, 4, 1)), np.zeros((1, 4, 4, 1))])
+    assert np.all(np.isnan(seam_difference(np.zeros((2, 4, 4, 3)), both)))
+    with pytest.raises(ValueError, match="same N, H, W"):
+        seam_difference(np.zeros((1, 4, 4, 3)), np.ones((1, 5, 4, 1)))
+
+
+def test_bootstrap_ratio_interval_is_paired_and_covers_the_ratio():
+    from aign_tf.metrics import bootstrap_ratio_interval
+
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0.02, 0.06, 400)
+    outputs = 1.5 * truth  # every output's seam 1.5x its true face's: the ratio is 1.5 in every resample
+    assert bootstrap_ratio_interval(outputs, truth) == pytest.approx([1.5, 1.5])
+    noisy = outputs + rng.normal(0, 0.01, 400)
+    lo, hi = bootstrap_ratio_interval(noisy, truth)
+    assert lo < noisy.mean() / truth.mean() < hi and hi - lo < 0.2
+    np.testing.assert_array_equal(bootstrap_ratio_interval(noisy, truth), bootstrap_ratio_interval(noisy, truth))
+    with pytest.raises(ValueError, match="not positive"):
+        bootstrap_ratio_interval(outputs, np.zeros(400))
+    with pytest.raises(ValueError, match="one length"):
+        bootstrap_ratio_interval(outputs, truth[:10])

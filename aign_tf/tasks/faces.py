@@ -62,6 +62,25 @@ def _load_prior_dir(prior_dir: str, image_size: int) -> np.ndarray:
     return np.round(images * 255.0).astype(np.uint8)
 
 
+def seam_figures(outputs: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict:
+    """The hole border's visibility on the outputs and on the true faces of the same inputs (metrics.seam_difference)
+    and their ratio with its paired 95 % bootstrap interval. outputs, truth: [N, H, W, 3] in [0, 1]; mask:
+    [N, H, W, 1], 1 = visible. Images without a border (no hole) are left out; ``seam_images`` counts the rest."""
+    out, true = metrics.seam_difference(outputs, mask), metrics.seam_difference(truth, mask)
+    used = np.isfinite(out) & np.isfinite(true)
+    figures = {"seam_images": int(used.sum())}
+    if not used.any():
+        return figures
+    figures.update(seam_outputs=float(out[used].mean()), seam_true=float(true[used].mean()))
+    if figures["seam_true"] > 0:
+        figures["seam_ratio"] = figures["seam_outputs"] / figures["seam_true"]
+        try:
+            figures["seam_ratio_ci95"] = metrics.bootstrap_ratio_interval(out[used], true[used]).tolist()
+        except ValueError:  # a resample whose true faces have no contrast at all: no interval
+            figures["seam_ratio_ci95"] = None
+    return figures
+
+
 def _coordinates(images: tf.Tensor) -> tf.Tensor:
     """[B, H, W, C] -> [B, H, W, 2] float32 pixel-centre coordinates (y, x) in [0, 1] (CoordConv, Liu et al.
     2018). Inside a hole every other input channel is constant, so without them the generator's
@@ -351,7 +370,7 @@ class FaceTask(Task):
         test = self.splits.test
         n = min(self.config.eval_images, len(test))
         images = test.images[:n]
-        cons, psnr_truth, ssim_truth, outputs, choices = [], [], [], [], []
+        cons, psnr_truth, ssim_truth, outputs, choices, masks = [], [], [], [], [], []
         for i in range(0, n, 100):
             batch = self._eval_batch(images[i:i + 100])
             out = self._call_generator(generator, batch, training=False)
@@ -363,6 +382,8 @@ class FaceTask(Task):
             psnr_truth.append(metrics.psnr(factors, batch["truth"]).numpy())
             ssim_truth.append(metrics.ssim(factors, batch["truth"]).numpy())
             outputs.append(factors.numpy())
+            if "mask" in batch:
+                masks.append(batch["mask"].numpy())
         outputs = np.concatenate(outputs)
         result = {
             "task": self.name, "bias": self.bias, "prior_dir": self.config.prior_dir,
@@ -375,6 +396,8 @@ class FaceTask(Task):
             counts = np.bincount(np.concatenate(choices), minlength=self.config.exemplars)
             result["exemplars_used"] = int(np.count_nonzero(counts))
             result["exemplar_top_share"] = float(counts.max() / n)
+        if masks:
+            result.update(seam_figures(outputs, images / 255.0, np.concatenate(masks)))
         if probe is not None:
             result.update(self._bias_figures(probe, outputs, images))
         os.makedirs(out_dir, exist_ok=True)
