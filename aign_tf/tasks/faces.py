@@ -396,8 +396,9 @@ class FaceTask(Task):
             counts = np.bincount(np.concatenate(choices), minlength=self.config.exemplars)
             result["exemplars_used"] = int(np.count_nonzero(counts))
             result["exemplar_top_share"] = float(counts.max() / n)
-        if masks:
-            result.update(seam_figures(outputs, images / 255.0, np.concatenate(masks)))
+        if masks:  # measured on what the user sees: the input's visible pixels around the output's hole
+            mask, truth = np.concatenate(masks), images / 255.0
+            result.update(seam_figures(truth * mask + outputs * (1.0 - mask), truth, mask))
         if probe is not None:
             result.update(self._bias_figures(probe, outputs, images))
         os.makedirs(out_dir, exist_ok=True)
