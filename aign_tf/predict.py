@@ -138,19 +138,26 @@ def _decode(path: bytes) -> tuple[np.ndarray, bytes, bool]:
     """(uint8 [H, W, 3], b"", plain_jpeg) for a readable picture (EXIF rotation applied; grey, palette, alpha over
     white and 16-bit made RGB by :func:`formats.read_image`), else (uint8 [1, 1, 3] zeros, the reason, False).
     ``plain_jpeg``: an RGB or grey JPEG without an EXIF rotation, which TensorFlow decodes exactly as the CelebA
-    loader does (its IDCT differs from Pillow's by a few levels). Never raises."""
+    loader does (its IDCT differs from Pillow's by a few levels): only its header is read here, and the image
+    returned is a [1, 1, 3] placeholder. Never raises."""
     from PIL import Image
 
     name = path.decode("utf-8", errors="surrogateescape")
+    placeholder = np.zeros((1, 1, 3), np.uint8)
     try:
-        image = formats.read_image(name)
-        if min(image.shape[:2]) < MIN_SIDE:
-            raise _TooSmall(f"too small: {image.shape[1]}x{image.shape[0]} px (at least {MIN_SIDE}x{MIN_SIDE})")
         with Image.open(name) as im:
             plain_jpeg = im.format == "JPEG" and im.mode in ("RGB", "L") and im.getexif().get(0x0112, 1) == 1
-        return np.round(image * 255.0).astype(np.uint8), b"", plain_jpeg
+            width, height = im.size
+        if plain_jpeg:
+            image = None  # decoded by TensorFlow (image_dataset)
+        else:
+            image = formats.read_image(name)
+            height, width = image.shape[:2]
+        if min(height, width) < MIN_SIDE:
+            raise _TooSmall(f"too small: {width}x{height} px (at least {MIN_SIDE}x{MIN_SIDE})")
+        return (placeholder if image is None else np.round(image * 255.0).astype(np.uint8)), b"", plain_jpeg
     except Exception as e:  # one unreadable file must not stop the others
-        return np.zeros((1, 1, 3), np.uint8), _reason(e, name).encode("utf-8", errors="replace"), False
+        return placeholder, _reason(e, name).encode("utf-8", errors="replace"), False
 
 
 def image_dataset(paths: list[str], image_size: int, crop: str = "auto", batch_size: int = 16,
