@@ -26,6 +26,7 @@ import numpy as np
 
 from aign_tf.building import TASK_NAMES, apply_task_defaults, build_task, train_config
 from aign_tf.machine import cpu_snapshot, load_average, machine_info, other_cpu_cores
+from trainers.step_timing import percentile_ms, read_back, time_train_steps
 
 MAX_BENCH_TRAIN_IMAGES = 2000  # the built-in data is generated on first use: keep setup quick
 MAX_BENCH_TEST_IMAGES = 64
@@ -289,50 +290,14 @@ def graph_flops(graph) -> int:
 
 
 # --- timing helpers --------------------------------------------------------------------------------------
-def _percentile_ms(seconds: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(seconds), q) * 1e3)
-
-
-def _read_back(outputs: dict) -> dict:
-    """Every output tensor as NumPy, so the timed work has finished (as the training loop's float())."""
-    return {k: v.numpy() for k, v in outputs.items()}
-
-
-def time_train_steps(train_step, data, batch_size: int, steps: int, warmup_steps: int) -> dict:
-    """Times ``steps`` iterations of the training loop's inner body (``next(data)``, the step, reading its
-    values back as the loop does) after ``warmup_steps`` untimed ones.
-
-    Returns steps/s and images/s over the timed wall time, the median and p90 step time excluding the input
-    wait, the input-wait fraction (time blocked in ``next(data)`` / wall time) and the warm-up time."""
-    t = time.perf_counter()
-    for _ in range(warmup_steps):
-        _read_back(train_step(next(data)))
-    warmup_s = time.perf_counter() - t
-    wait_s, step_s = 0.0, []
-    start = time.perf_counter()
-    for _ in range(steps):
-        t0 = time.perf_counter()
-        batch = next(data)
-        t1 = time.perf_counter()
-        values = _read_back(train_step(batch))
-        step_s.append(time.perf_counter() - t1)
-        wait_s += t1 - t0
-        if not all(np.all(np.isfinite(v)) for v in values.values()):
-            raise ValueError(f"bench: non-finite training values {values}; try --mixed_precision=float32")
-    total_s = time.perf_counter() - start
-    return {"steps_per_s": steps / total_s, "images_per_s": steps * batch_size / total_s,
-            "step_ms_median": _percentile_ms(step_s, 50), "step_ms_p90": _percentile_ms(step_s, 90),
-            "input_wait_fraction": wait_s / total_s, "warmup_s": warmup_s, "timed_steps": steps}
-
-
 def time_calls(fn, inputs: dict, calls: int, warmup_calls: int = 2) -> list[float]:
     """Wall time (s) of each of ``calls`` calls ``fn(**inputs)`` with every output read back to NumPy."""
     for _ in range(warmup_calls):
-        _read_back(fn(**inputs))
+        read_back(fn(**inputs))
     out = []
     for _ in range(calls):
         t = time.perf_counter()
-        _read_back(fn(**inputs))
+        read_back(fn(**inputs))
         out.append(time.perf_counter() - t)
     return out
 
@@ -351,7 +316,7 @@ def serving_figures(fn, signature: dict, cfg: BenchConfig) -> dict:
     images/s (over ``cfg.throughput_calls`` calls) of ``fn(**inputs) -> dict of tensors``."""
     latency = time_calls(fn, serving_inputs(signature, 1), cfg.serving_calls)
     batch = time_calls(fn, serving_inputs(signature, cfg.throughput_batch, seed=1), cfg.throughput_calls)
-    return {"latency_ms_median": _percentile_ms(latency, 50), "latency_ms_p90": _percentile_ms(latency, 90),
+    return {"latency_ms_median": percentile_ms(latency, 50), "latency_ms_p90": percentile_ms(latency, 90),
             "throughput_images_per_s": cfg.throughput_batch * len(batch) / sum(batch)}
 
 

@@ -172,10 +172,3 @@ def default_run_dir(flags, flag_defaults) -> str:
     """``--run_dir`` or ``runs/<run_name>``; ``flags``: every program flag (task defaults applied),
     ``flag_defaults``: their defaults (``aign_tf.main.program_flags``, ``flag_defaults``)."""
     return flags.run_dir or os.path.join("runs", run_name(flags, flag_defaults))
-
-
-def has_checkpoint(run_dir: str) -> bool:
-    """Whether ``run_dir`` holds a training checkpoint (the state file tf.train.CheckpointManager writes in
-    ``<run_dir>/checkpoints``, where trainers.loop.Trainer saves); read without TensorFlow, so a command that needs
-    one stops at once."""
-    return os.path.isfile(os.path.join(run_dir, "checkpoints", "checkpoint"))

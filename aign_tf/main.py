@@ -170,17 +170,15 @@ def jit_compile_choice(run_dir: str, values, splits, log=print) -> bool:
     began); for a new training run, the faster of XLA and tf.function on this machine (``trainers.compile_choice``);
     False for eval / export / predict, which do not train."""
     from aign_tf import runs
-    from aign_tf.building import has_checkpoint, make_task, train_config
 
-    recorded = runs.recorded_value(run_dir, "jit_compile") if has_checkpoint(run_dir) else None
+    recorded = runs.recorded_value(run_dir, "jit_compile") if runs.has_checkpoint(run_dir) else None
     if recorded is not None:
         return bool(recorded)
     if values.mode != "train":
         return False
-    from trainers.compile_choice import choose_jit_compile
+    from trainers.compile_choice import choose_for_run
 
-    return choose_jit_compile(lambda: make_task(values, splits, log=lambda *_: None), train_config(values),
-                              runs.defining_settings(values), values.cache_dir, log)
+    return choose_for_run(values, splits, log)
 
 
 def program_flags(flag_values=FLAGS) -> tuple[types.SimpleNamespace, set[str]]:
@@ -350,7 +348,7 @@ def _main(argv):
                 raise app.UsageError(f"--{name} applies to the face tasks ({', '.join(FACE_TASKS)}), "
                                      f"not --task={FLAGS.task}")
     from aign_tf import runs
-    from aign_tf.building import default_run_dir, has_checkpoint
+    from aign_tf.building import default_run_dir
 
     values, given = program_flags()
     run_dir = default_run_dir(values, flag_defaults())
@@ -366,7 +364,7 @@ def _main(argv):
         raise app.UsageError("--mode=predict needs --input=FILE_OR_FOLDER")
     if FLAGS.input_mask and FLAGS.task != "inpaint":
         raise app.UsageError(f"--input_mask applies to --task=inpaint, not --task={FLAGS.task}")
-    if FLAGS.mode != "train" and not has_checkpoint(run_dir):
+    if FLAGS.mode != "train" and not runs.has_checkpoint(run_dir):
         raise app.UsageError(f"no checkpoint in {run_dir}; train first (--mode=train) or set --run_dir")
     request = None
     if FLAGS.mode == "predict":
@@ -388,7 +386,7 @@ def _run(values, run_dir_given: bool, run_dir: str, writes: bool, request=None, 
 
     settings = runs.defining_settings(values)
     recorded = runs.check_settings(run_dir, settings, default_settings(values, flag_defaults()), run_dir_given)
-    if not recorded and os.path.exists(os.path.join(run_dir, "checkpoints", "checkpoint")):
+    if not recorded and runs.has_checkpoint(run_dir):
         log(f"warning: {run_dir} has checkpoints but no {runs.SETTINGS_FILE} (made before aign_tf recorded a "
             "run's settings): assuming this command's settings" + (", recording them" if writes else ""))
     print(f"run directory: {os.path.abspath(run_dir)}", flush=True)

@@ -172,15 +172,15 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def recorded_value(run_dir: str, name: str):
-    """The value of ``name`` (one of RECORDED) the folder's latest training session recorded (None: none)."""
-    path = os.path.join(run_dir, SETTINGS_FILE)
-    record = formats.read_json(path) if os.path.exists(path) else None
-    return (record.get("recorded") or {}).get(name) if isinstance(record, dict) else None
+def has_checkpoint(run_dir: str) -> bool:
+    """Whether ``run_dir`` holds a training checkpoint (the state file tf.train.CheckpointManager writes in
+    ``<run_dir>/checkpoints``, where trainers.loop.Trainer saves); read without TensorFlow, so a command that needs
+    one stops at once."""
+    return os.path.isfile(os.path.join(run_dir, "checkpoints", "checkpoint"))
 
 
-def read_settings(run_dir: str) -> dict | None:
-    """The defining settings recorded in ``run_dir`` (None: no settings.json)."""
+def _read_record(run_dir: str) -> dict | None:
+    """The whole ``<run_dir>/settings.json`` (None: there is none); a ValueError if it is not one of ours."""
     path = os.path.join(run_dir, SETTINGS_FILE)
     if not os.path.exists(path):
         return None
@@ -188,14 +188,26 @@ def read_settings(run_dir: str) -> dict | None:
     if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
         raise ValueError(f"{path} is not an aign_tf settings file (expected an object with \"settings\"); "
                          "restore it or choose another --run_dir")
-    return record["settings"]
+    return record
+
+
+def read_settings(run_dir: str) -> dict | None:
+    """The defining settings recorded in ``run_dir`` (None: no settings.json)."""
+    record = _read_record(run_dir)
+    return None if record is None else record["settings"]
+
+
+def recorded_value(run_dir: str, name: str):
+    """The value of ``name`` (one of RECORDED) the folder's latest training session recorded (None: none)."""
+    record = _read_record(run_dir)
+    return None if record is None else (record.get("recorded") or {}).get(name)
 
 
 def write_settings(run_dir: str, settings: dict, recorded: dict, command: str | None = None) -> str:
     """Writes ``<run_dir>/settings.json``: the defining settings (kept from the folder's creation), and the
     recorded facts and command of this session."""
-    path = os.path.join(run_dir, SETTINGS_FILE)
-    created = formats.read_json(path).get("created_utc") if os.path.exists(path) else None
+    path, record = os.path.join(run_dir, SETTINGS_FILE), _read_record(run_dir)
+    created = record.get("created_utc") if record else None
     formats.write_json(path, {
         "format": FORMAT, "created_utc": created or _now(), "settings": settings,
         "recorded": {**recorded, "command": command if command is not None else command_line(),
@@ -209,7 +221,7 @@ def check_settings(run_dir: str, settings: dict, defaults: dict, run_dir_given: 
     folder, one made before settings were recorded, or one whose run stopped before its first checkpoint, e.g. a
     diverged run: it holds no model, so a command with other settings may start afresh there)."""
     old = read_settings(run_dir)
-    if old is None or not os.path.isfile(os.path.join(run_dir, "checkpoints", "checkpoint")):
+    if old is None or not has_checkpoint(run_dir):
         return False
     diff = differences(old, settings, defaults)
     if diff:

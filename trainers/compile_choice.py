@@ -15,12 +15,11 @@ import datetime
 import hashlib
 import json
 import os
-import statistics
 import tempfile
-import time
 
 from aign_tf import formats
 from aign_tf.machine import machine_info
+from trainers.step_timing import time_train_steps
 
 CACHE_FILE = "jit_choice.json"
 MACHINE_KEYS = ("cpu_model", "cores", "logical_cpus", "tensorflow", "keras", "gpus")
@@ -31,20 +30,6 @@ def cache_key(machine: dict, settings: dict) -> str:
     (the run's defining settings: task, sizes, networks, losses, batch size, precision)."""
     facts = {"machine": {k: machine.get(k) for k in MACHINE_KEYS}, "settings": settings}
     return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def median_step_ms(trainer, data, steps: int, warmup_steps: int) -> float:
-    """The median wall time of ``steps`` training steps of ``trainer`` after ``warmup_steps`` untimed ones (the
-    first traces / compiles), each read back so the time covers the whole step."""
-    times = []
-    for i in range(warmup_steps + steps):
-        batch = next(data)
-        t = time.perf_counter()
-        outputs = trainer._train_step(batch)
-        [float(v) for v in outputs.values()]
-        if i >= warmup_steps:
-            times.append(time.perf_counter() - t)
-    return 1000.0 * statistics.median(times)
 
 
 def measure(make_task, config, steps: int = 8, warmup_steps: int = 2) -> dict:
@@ -59,7 +44,8 @@ def measure(make_task, config, steps: int = 8, warmup_steps: int = 2) -> dict:
             trainer = Trainer(task, dataclasses.replace(config, jit_compile=jit), os.path.join(tmp, name),
                               log=lambda *_: None)
             data = iter(task.train_dataset(config.batch_size, config.seed, 0))
-            times[name] = median_step_ms(trainer, data, steps, warmup_steps)
+            times[name] = time_train_steps(trainer._train_step, data, config.batch_size, steps,
+                                           warmup_steps)["step_ms_median"]
             del data
     return times
 
@@ -89,3 +75,12 @@ def choose_jit_compile(make_task, config, settings: dict, cache_dir: str, log=pr
     log(f"--jit_compile={str(jit).lower()}: XLA {times['xla_ms']:.1f} ms, tf.function {times['tf_function_ms']:.1f} "
         f"ms per step (cached in {path})")
     return jit
+
+
+def choose_for_run(flags, splits, log=print) -> bool:
+    """:func:`choose_jit_compile` for the run ``flags`` describes (every program flag, task defaults applied) over
+    its data ``splits``: the trial builds its tasks from them, the cache key takes the run's defining settings."""
+    from aign_tf import building, runs
+
+    return choose_jit_compile(lambda: building.make_task(flags, splits, log=lambda *_: None),
+                              building.train_config(flags), runs.defining_settings(flags), flags.cache_dir, log)

@@ -12,13 +12,12 @@ import numbers
 
 import tensorflow as tf
 
+from aign_tf import runs
+
 # Flags that say where a run's files go or how often it reports, not what it trains: left out of its hparams.
 NOT_HPARAMS = frozenset({"mode", "run_dir", "cache_dir", "export", "export_dir", "checkpoint_every", "log_every",
                          "image_every", "input", "input_mask", "output"})
 NOT_HPARAM_PREFIXES = ("tune_", "bench_")  # the other modes' flags
-# Flags of the other kind of task (the command line rejects the face ones with --task=pose3d).
-POSE_ONLY = frozenset({"pose_width", "pose_blocks", "pose_d_width", "num_prior"})
-FACE_ONLY = frozenset({"bias", "image_size", "factor", "mask"})
 # Numbers in an eval result that identify it, count its inputs or repeat a setting rather than measure the model.
 NOT_FIGURES = frozenset({"step", "seed", "eval_images", "eval_poses", "skipped_images", "skipped",
                          "paired_fraction"})
@@ -30,9 +29,9 @@ def _writer(target) -> tf.summary.SummaryWriter:
 
 def hparam_values(flag_values: dict) -> dict:
     """The HParams of a run from {flag name: value}: the flags that define what it trains (:data:`NOT_HPARAMS`, the
-    other modes' flags and the other kind of task's flags left out), as bool, int, float or str; a list becomes
-    comma-joined text and an unset flag (None) is left out."""
-    other_task = FACE_ONLY if flag_values.get("task") == "pose3d" else POSE_ONLY
+    other modes' flags and the other kind of task's flags, ``aign_tf.runs.FACE_ONLY`` / ``POSE_ONLY``, left out),
+    as bool, int, float or str; a list becomes comma-joined text and an unset flag (None) is left out."""
+    other_task = runs.FACE_ONLY if flag_values.get("task") == "pose3d" else runs.POSE_ONLY  # flags it never reads
     out = {}
     for name in sorted(flag_values):
         value = flag_values[name]

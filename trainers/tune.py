@@ -262,12 +262,9 @@ def run(flags, explicit: set, run_dir: str, log=print) -> dict:
     data = building.load_splits(flags, log)
     splits = validation_splits(data, flags.tune_val_fraction)
     if flags.jit_compile is None:  # every trial compiles its step as measured fastest here (cached)
-        from aign_tf import runs
-        from trainers.compile_choice import choose_jit_compile
+        from trainers.compile_choice import choose_for_run
 
-        flags.jit_compile = choose_jit_compile(lambda: building.make_task(flags, splits, log=lambda *_: None),
-                                               building.train_config(flags), runs.defining_settings(flags),
-                                               flags.cache_dir, log)
+        flags.jit_compile = choose_for_run(flags, splits, log)
     probe = building.face_probe(flags, data, log) if flags.task in building.FACE_TASKS else None
     if goal.name == "bias_strength":
         attribute = bias_target(flags, data.train.attribute_names)
