@@ -5,8 +5,9 @@ import pytest
 import tensorflow as tf
 
 from aign_tf import export, losses, renderers
+from aign_tf.blending import pull_push_fill
 from aign_tf.networks.image import ExemplarChoice
-from aign_tf.tasks.faces import FaceTaskConfig, InpaintTask, SuperResTask, _coordinates, pull_push_fill
+from aign_tf.tasks.faces import FaceTaskConfig, InpaintTask, SuperResTask, _coordinates
 from trainers.loop import TrainConfig, Trainer, weights_digest
 
 TINY = 32

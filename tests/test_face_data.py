@@ -69,7 +69,7 @@ def test_inpaint_batch_hides_the_mouth_nose_box(tiny_splits):
 
 
 def test_pull_push_fill_keeps_visible_pixels_and_fills_the_hole_from_its_surroundings():
-    from aign_tf.tasks.faces import pull_push_fill
+    from aign_tf.blending import pull_push_fill
 
     # Left half red, right half blue; a hole straddling the border, wider than it is tall.
     image = np.zeros([1, 16, 16, 3], np.float32)

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from aign_tf import formats, losses, metrics, renderers
+from aign_tf.blending import pull_push_fill
 from aign_tf.data import bias as bias_lib
 from aign_tf.data import synthetic_faces
 from aign_tf.data.faces import FaceArrays, FaceSplits, step_batches
@@ -89,28 +90,6 @@ def _coordinates(images: tf.Tensor) -> tf.Tensor:
     h, w = images.shape[1], images.shape[2]
     grid = tf.stack(tf.meshgrid(renderers.pixel_centres(h), renderers.pixel_centres(w), indexing="ij"), -1)
     return tf.broadcast_to(grid, tf.stack([shape[0], h, w, 2]))
-
-
-def pull_push_fill(images: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Fills the hidden pixels of ``images`` from the visible ones by pull-push (Gortler et al. 1996, "The
-    Lumigraph", section 3.4): average-pool colour * mask and mask down to 1x1, then going back up, each
-    level keeps its own visible colour and takes the upsampled coarser fill where pixels are hidden. Every
-    hidden pixel gets the colour of the visible pixels nearest to it (the surrounding skin for a mouth box),
-    not the face's overall mean.
-
-    images: [B, H, W, C] float32; mask: [B, H, W, 1], 1 = visible (H, W static).
-    Returns [B, H, W, C]: equal to ``images`` where mask == 1, a smooth fill elsewhere."""
-    nums, dens = [images * mask], [mask]
-    while max(nums[-1].shape[1:3]) > 1:  # "SAME" pooling averages only the cells inside the image
-        nums.append(tf.nn.avg_pool2d(nums[-1], 2, 2, "SAME"))
-        dens.append(tf.nn.avg_pool2d(dens[-1], 2, 2, "SAME"))
-    fill = tf.math.divide_no_nan(nums[-1], dens[-1])
-    for num, den in zip(reversed(nums[:-1]), reversed(dens[:-1]), strict=True):
-        up = tf.image.resize(fill, num.shape[1:3], method="bilinear")
-        known = tf.math.divide_no_nan(num, den)
-        weight = tf.minimum(den * 4.0, 1.0)  # a cell a quarter visible is trusted fully
-        fill = weight * known + (1.0 - weight) * up
-    return images * mask + fill * (1.0 - mask)
 
 
 class FaceTask(Task):
