@@ -138,19 +138,20 @@ def test_listed_but_missing_image_is_skipped_and_counted(tmp_path):
     assert skipped == 1 and len(images) == len(paths) - 1
 
 
-def test_crop_box_is_the_dcgan_centre_crop(tmp_path):
+def test_crop_box_is_the_celeba_crop(tmp_path):
     """Inside the crop box a flat colour, outside black: the output must be that colour everywhere, also
-    for an image twice the aligned size (the box scales with the image); a 1.5x image is not skipped."""
+    for an image twice the aligned size (the box scales with the image); a 1.5x image is not skipped. (Where the
+    box puts the face: tests/test_layout.py.)"""
     top, left, height, width = celeba.CELEBA_CROP
-    assert (top, left, height, width) == (55, 35, 108, 108)
+    assert (top, left, height, width) == (52, 17, 144, 144)
     paths = []
     for scale in (1, 2):
         image = np.zeros((218 * scale, 178 * scale, 3), np.uint8)
         image[top * scale:(top + height) * scale, left * scale:(left + width) * scale] = (200, 40, 90)
         paths.append(str(tmp_path / f"x{scale}.png"))
         Image.fromarray(image).save(paths[-1])
-    odd = np.zeros((327, 267, 3), np.uint8)  # 1.5x: the scaled box has fractional edges
-    odd[83:245, 53:215] = (200, 40, 90)
+    odd = np.zeros((327, 267, 3), np.uint8)  # 1.5x: the scaled box has fractional edges (26 + 0.5 on the left)
+    odd[78:294, 26:242] = (200, 40, 90)
     paths.append(str(tmp_path / "odd.png"))
     Image.fromarray(odd).save(paths[-1])
     images, _, skipped = celeba.materialize(celeba.make_image_dataset(paths, np.zeros((3, 40), np.uint8), 8),
@@ -287,6 +288,21 @@ def test_identity_in_two_splits_stops_the_loader_naming_it(tmp_path):
     assert "identity 0 of " + identity_path in message and "both the train and the valid split" in message
     assert f"train: {info['filenames'][0]}, {info['filenames'][1]}; valid: {first_valid}" in message
     assert not os.path.exists(tmp_path / "cache")  # stopped before decoding anything
+
+
+def test_decoded_cache_is_keyed_by_the_crop(tmp_path, monkeypatch):
+    """Arrays decoded with one crops.CELEBA_CROP are never read back for another."""
+    from aign_tf.data import faces
+
+    info = write_celeba_fixture(tmp_path / "celeba", n_images=6, corrupt=0, seed=3)
+    cache = tmp_path / "cache"
+    faces.load_face_splits(info["root"], SIZE, str(cache))
+    first = sorted(os.listdir(cache))
+    faces.load_face_splits(info["root"], SIZE, str(cache))
+    assert sorted(os.listdir(cache)) == first  # the same crop: read back
+    monkeypatch.setattr(faces, "CELEBA_CROP", (55, 35, 108, 108))
+    faces.load_face_splits(info["root"], SIZE, str(cache))
+    assert len(os.listdir(cache)) == len(first) + 1  # another crop: decoded again into another file
 
 
 def test_builtin_faces_have_no_valid_split(tmp_path):

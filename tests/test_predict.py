@@ -70,8 +70,9 @@ def test_crop_boxes():
     def box(h, w, crop):
         return crop_box(h, w, crop).numpy().tolist()
 
-    assert box(218, 178, "auto") == box(218, 178, "celeba") == [55, 35, 108, 108]
-    assert box(109, 89, "auto") == box(109, 89, "celeba") == [28, 18, 54, 54]  # half size: the box scaled
+    assert box(218, 178, "auto") == box(218, 178, "celeba") == [52, 17, 144, 144]
+    # Half size: the box scaled, its edges rounded half to even (left 8.5 -> 8, right 80.5 -> 80).
+    assert box(109, 89, "auto") == box(109, 89, "celeba") == [26, 8, 72, 72]
     assert box(100, 200, "auto") == box(100, 200, "center") == [0, 50, 100, 100]
     assert box(218, 178, "center") == [20, 0, 178, 178]
     assert box(100, 200, "none") == [0, 0, 100, 200]
@@ -215,7 +216,7 @@ def test_predict_folder_skips_bad_files_and_writes_a_manifest(trained, tmp_path)
     assert [os.path.basename(p["input"]) for p in manifest["predictions"]] == good
     assert all(os.path.exists(p["outputs"][0]) for p in manifest["predictions"])
     by_name = {os.path.basename(p["input"]): p for p in manifest["predictions"]}
-    assert by_name["f_celeba.png"]["crop"] == "celeba" and by_name["f_celeba.png"]["crop_box"] == [55, 35, 108, 108]
+    assert by_name["f_celeba.png"]["crop"] == "celeba" and by_name["f_celeba.png"]["crop_box"] == [52, 17, 144, 144]
     assert by_name["a_rgb.png"]["crop"] == "center" and by_name["a_rgb.png"]["size"] == [50, 40]
     model = manifest["model"]
     assert model["task"] == "inpaint" and model["bias"] == "none" and model["step"] == 5

@@ -19,11 +19,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 ALIGNED_HEIGHT_PX, ALIGNED_WIDTH_PX = 218, 178
-# (top, left, height, width) in the 218x178 aligned image: the 108x108 centre crop of the DCGAN-style
-# CelebA pipeline (carpedm20/DCGAN-tensorflow: `--input_height=108 --crop`, utils.center_crop puts it at
-# round((218-108)/2)=55, round((178-108)/2)=35), then resized to 64x64. It keeps the face from brows to
-# chin; a looser alternative with more hair is (39, 19, 140, 140).
-CELEBA_CROP: tuple[int, int, int, int] = (55, 35, 108, 108)
+# (top, left, height, width) in the 218x178 aligned image, then resized to 64x64: the square that puts CelebA's
+# mean landmarks (aign_tf/data/layout.py: eyes (69, 111) and (108, 111), nose tip (88, 135), mouth corners (72, 152)
+# and (105, 152)) where the built-in faces have their features. Those faces had their eyes at row 0.415 and their
+# mouth at 0.70 (synthetic_faces GENERATOR_VERSION 2), so the side makes the eye-to-mouth distance, 41 px, 0.285 of
+# the image: 41 / 0.285 = 143.9 -> 144; the top puts the eyes (pixel row 111, centre 111.5) at 0.415:
+# 111.5 - 0.415 * 144 = 51.7 -> 52; the left centres the point between the eyes (pixel 88.5, centre 89.0):
+# 89 - 144 / 2 = 17. On this box the mean eyes fall at row 0.413 and columns 0.365 / 0.635, the nose tip at
+# 0.580, the mouth at 0.698 (layout.LAYOUT), and the built-in faces now draw exactly that layout. It keeps the
+# face from the forehead to below the chin with the cheeks (rows 52-195, columns 17-160 of the image).
+# It replaced (55, 35, 108, 108), the 108x108 centre crop of the DCGAN-style CelebA pipeline
+# (carpedm20/DCGAN-tensorflow: `--input_height=108 --crop`), a tighter box on which the mean eyes fell at row
+# 0.52, the nose tip at 0.75 and the mouth at 0.90: the mouth_nose hole (rows 0.50-0.90) hid the lower half of
+# the eyes and stopped at the mouth line, and a model trained on the built-in faces met real faces 0.11 of the
+# image lower and 1.33x larger than it had learnt.
+CELEBA_CROP: tuple[int, int, int, int] = (52, 17, 144, 144)
 CROP_MODES = ("auto", "celeba", "center", "none")
 ASPECT_TOLERANCE = 0.01  # auto: relative difference of height/width from 218/178 still called aligned CelebA
 

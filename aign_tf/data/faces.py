@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from aign_tf import formats
 from aign_tf.data import synthetic_faces
+from aign_tf.data.crops import CELEBA_CROP
 from aign_tf.data.stream import step_indexed
 
 BUILTIN = "builtin"
@@ -60,7 +61,9 @@ def _load_celeba_like(data_dir: str, image_size: int, cache_dir: str, max_images
     splits = ("train", "valid", "test") if with_valid else ("train", "test")
     if not data_dir.startswith("tfds"):
         celeba.check_identities_disjoint(data_dir, splits)  # only if identity_CelebA.txt is there
-    key = ("celeba", os.path.abspath(data_dir), image_size, max_images) + (("valid",) if with_valid else ())
+    # The crop is part of the key: a changed crops.CELEBA_CROP never reuses arrays decoded with the old one.
+    key = ("celeba", os.path.abspath(data_dir), image_size, max_images, ("crop", CELEBA_CROP)) + (
+        ("valid",) if with_valid else ())
     path = _cache_path(cache_dir, *key)
     if os.path.exists(path):
         z = np.load(path)

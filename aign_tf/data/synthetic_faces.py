@@ -5,9 +5,12 @@ It needs no download. Every face is drawn from per-face parameters with vectoris
 each layer only inside its own window and only for the faces that have it: about 1500 faces of 64x64 per
 second on one core.
 
-Layout (fractions of the image, like the 64x64 centre crop of aligned CelebA): eyes near row 0.41 and
-columns 0.35 / 0.65, nose tip near row 0.58, mouth near row 0.70, chin near row 0.88, each face jittered
-by up to +-2 px (at 64 px) and +-4 % in scale.
+Layout (fractions of the image): :mod:`aign_tf.data.layout`'s, CelebA's mean landmarks in the CelebA loader's
+crop, so the built-in faces and real aligned faces put their features at the same places: eyes at row 0.413
+and columns 0.365 / 0.635, nose tip at row 0.580, mouth at row 0.698, chin near row 0.88; each face jittered
+by up to +-2 px (at 64 px) and +-4 % in scale. Only the mouth's width does not follow the landmarks: its
+corners are at columns 0.42 / 0.58 (0.39 / 0.61 with Big_Lips) where real ones average 0.385 / 0.615, since
+the width is part of the Big_Lips cue.
 
 The attribute cues are designed for the bias experiments, not for realism:
   * ``Male``: every male has facial hair in the lower face, mostly inside ``MOUTH_NOSE_BOX``:
@@ -37,8 +40,14 @@ import os
 import numpy as np
 
 from aign_tf import formats
+from aign_tf.data import layout
 
-GENERATOR_VERSION = 2  # bump whenever the drawing or the sampling changes: it keys the cache
+# Bump whenever the drawing or the sampling changes: it keys the cache. 3: eyes, nose tip and mouth line at
+# layout.LAYOUT (CelebA's mean landmarks in crops.CELEBA_CROP) instead of hand-placed rows 0.415 / 0.575 / 0.70
+# and eye columns 0.35 / 0.65: at 64 px the eyes are 0.9 px closer to the centre each, the nose tip 0.3 px lower,
+# eyes and mouth about 0.1 px higher; brows, glasses and eye wrinkles move with the eyes. 2: short hair for 0.55 of
+# males and 0.45 of females (1: 0.75 / 0.25).
+GENERATOR_VERSION = 3
 CHUNK_SIZE = 256
 _RENDER_BATCH = 64  # faces drawn at once: small enough for the working arrays to stay in cache
 
@@ -49,10 +58,10 @@ ATTRIBUTE_NAMES: tuple[str, ...] = (
     "Pale_Skin", "Bushy_Eyebrows", "Chubby",
 )
 
-# (top, left, bottom, right) as fractions of the image: the default inpainting hole. It covers nose tip,
-# nostrils, mouth, mustache, chin and most of the stubble / beard area, and none of eyes, eyebrows,
-# eyeglasses, hair or forehead.
-MOUTH_NOSE_BOX: tuple[float, float, float, float] = (0.50, 0.28, 0.90, 0.72)
+# (top, left, bottom, right) as fractions of the image: the default inpainting hole, placed on the face layout
+# by layout.mouth_nose_box (the same box on real CelebA crops). It covers nose tip, nostrils, mouth, mustache,
+# chin and most of the stubble / beard area, and none of eyes, eyebrows, eyeglasses, hair or forehead.
+MOUTH_NOSE_BOX: tuple[float, float, float, float] = layout.MOUTH_NOSE_BOX
 
 
 def mouth_nose_pixels(size: int) -> tuple[int, int, int, int]:
@@ -412,9 +421,18 @@ def _thin_line(d: np.ndarray, px: np.ndarray) -> np.ndarray:
     return np.clip(1.0 - d / px, 0.0, 1.0)
 
 
-# Wrinkle segments on the right side of the face (mirrored for the left): rows u0, v0, u1, v1, darkness.
-_EYE_WRINKLES = np.array([[0.215, -0.085, 0.25, -0.107, 0.3], [0.215, -0.085, 0.25, -0.085, 0.3],
-                          [0.215, -0.085, 0.25, -0.063, 0.3], [0.1, -0.048, 0.18, -0.05, 0.2]], np.float32)
+# The face layout in face coordinates (origin at the image centre, before the per-face jitter and scale):
+# layout.LAYOUT's fractions minus 0.5. The eyes sit symmetrically about the centre column.
+_EYE_Y = layout.EYE_ROW - 0.5
+_EYE_X = (layout.EYE_COLUMNS[1] - layout.EYE_COLUMNS[0]) / 2
+_NOSE_Y = layout.NOSE_ROW - 0.5  # the nose tip (a big nose's tip a little lower)
+_MOUTH_Y = layout.MOUTH_ROW - 0.5  # the line between the lips (through the corners of a closed mouth)
+
+# Wrinkle segments on the right side of the face (mirrored for the left): rows u0, v0, u1, v1, darkness. Crow's
+# feet from the outer eye corner and an eye bag, placed relative to the right eye's centre (_EYE_X, _EYE_Y).
+_EYE_WRINKLES = (np.array([[0.065, 0.0, 0.1, -0.022, 0.3], [0.065, 0.0, 0.1, 0.0, 0.3], [0.065, 0.0, 0.1, 0.022, 0.3],
+                           [-0.05, 0.037, 0.03, 0.035, 0.2]], np.float32)
+                 + np.array([_EYE_X, _EYE_Y, _EYE_X, _EYE_Y, 0.0], np.float32))
 _MOUTH_WRINKLES = np.array([[0.075, 0.075, 0.115, 0.16, 0.28], [0.115, 0.16, 0.125, 0.22, 0.28],
                             [0.11, 0.235, 0.115, 0.29, 0.28]], np.float32)
 
@@ -437,7 +455,7 @@ def _draw_age(cv: _Canvas, p, c, fields) -> None:
     cv.darken(w, 0.3 * lines * np.clip((0.14 - np.abs(w.u)) / 0.04, 0.0, 1.0))
     for side in (-1.0, 1.0):
         # Crow's feet and an eye bag, then the nose-to-mouth fold and a line below the mouth corner.
-        w = cv.window(-0.12, -0.035, side * 0.175 - 0.09, side * 0.175 + 0.09)
+        w = cv.window(_EYE_Y - 0.035, _EYE_Y + 0.05, side * (_EYE_X + 0.025) - 0.09, side * (_EYE_X + 0.025) + 0.09)
         cv.darken(w, _segments(w, side, _EYE_WRINKLES))
         w = cv.window(0.065, 0.3, side * 0.1 - 0.04, side * 0.1 + 0.04)
         cv.darken(w, _segments(w, side, _MOUTH_WRINKLES))
@@ -451,16 +469,12 @@ def _draw_age(cv: _Canvas, p, c, fields) -> None:
         cv.darken(w, 0.16 * spot)
 
 
-_EYE_Y = -0.085
-_EYE_X = 0.15
-
-
 def _draw_eyes(cv: _Canvas, p, c, fields) -> None:
     a_e, b_e = 0.055, 0.023 * _col(p["eye_open"])
     white = _rgb(0.93, 0.91, 0.88)
     black = _rgb(0.04, 0.03, 0.03)
     for side in (-1.0, 1.0):
-        w = cv.window(-0.15, -0.03, side * _EYE_X - 0.1, side * _EYE_X + 0.1)
+        w = cv.window(_EYE_Y - 0.065, _EYE_Y + 0.055, side * _EYE_X - 0.1, side * _EYE_X + 0.1)
         du, dv = w.u - side * _EYE_X, w.v - _EYE_Y
         socket = _gauss(du, dv + 0.012, 0.075, 0.04)
         cv.darken(w, 0.14 * socket)
@@ -483,19 +497,16 @@ def _draw_eyes(cv: _Canvas, p, c, fields) -> None:
 
 
 def _draw_brows(cv: _Canvas, p, c, fields) -> None:
-    w = cv.window(-0.2, -0.1, -0.3, 0.3)
+    w = cv.window(_EYE_Y - 0.115, _EYE_Y - 0.015, -0.3, 0.3)
     half_len = 0.07
     thick = _pick(_col(p["bushy"]), 0.0185, 0.0105)
     strength = _pick(_col(p["bushy"]), 1.0, 0.9)
     for side in (-1.0, 1.0):
         x = (w.u - side * (_EYE_X + 0.005)) / half_len  # -1 .. 1 along the brow, inner end at side * -1
-        centre = -0.137 - _col(p["brow_arch"]) * (1.0 - x ** 2) + 0.004 * side * x
+        centre = _EYE_Y - 0.052 - _col(p["brow_arch"]) * (1.0 - x ** 2) + 0.004 * side * x
         inner = np.clip(1.0 - 0.45 * (side * x + 1.0) / 2.0, 0.0, 1.0)  # thicker at the inner end
         sd = np.maximum(np.abs(w.v - centre) - thick * inner, (np.abs(x) - 1.0) * half_len)
         cv.paint(w, _edge(sd, w.px) * strength, c["brow"])
-
-
-_NOSE_Y = 0.075
 
 
 def _draw_nose(cv: _Canvas, p, c, fields) -> None:
@@ -521,9 +532,6 @@ def _draw_nose(cv: _Canvas, p, c, fields) -> None:
     for side in (-1.0, 1.0):
         nostril = _ellipse_sd(w.u - side * half * 0.45, w.v - tip_y - tip_b * 0.72, nostril_a, 0.0065)
         cv.paint(w, 0.85 * _edge(nostril, w.px), c["skin"] * 0.25)
-
-
-_MOUTH_Y = 0.2
 
 
 def _mouth_geometry(w: _Window, p):
@@ -661,7 +669,7 @@ def _draw_front_hair(cv: _Canvas, p, c, fields) -> None:
 
 
 def _draw_glasses(cv: _Canvas, p, c, fields) -> None:
-    w = cv.window(-0.15, -0.02, -0.35, 0.35)
+    w = cv.window(_EYE_Y - 0.065, _EYE_Y + 0.065, -0.35, 0.35)
     a_top, _, _ = _face_shape(p)
     half_thick = 0.0085
     a_g, b_g, cy = 0.075, 0.045, _EYE_Y - 0.002
