@@ -126,14 +126,15 @@ def seed_everything(flags) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def face_probe(flags, splits, log=print):
+def face_probe(flags, splits, log=print, region=None):
     """The attribute probe eval measures face outputs with: trained once on ``splits.train`` (its accuracy on
-    ``splits.test``) and cached under ``flags.cache_dir``."""
+    ``splits.test``) and cached under ``flags.cache_dir``. With ``region`` (``(top, left, bottom, right)``
+    fractions, e.g. the inpainting hole) the region probe that sees only that box (``aign_tf.probe``)."""
     from aign_tf.probe import load_or_train_probe
 
     return load_or_train_probe(flags.cache_dir, splits.train.images, splits.train.labels, splits.test.images,
                                splits.test.labels, splits.train.attribute_names, epochs=flags.probe_epochs,
-                               seed=flags.data_seed, log=log)
+                               seed=flags.data_seed, log=log, region=region)
 
 
 def run_slug(flags) -> str:

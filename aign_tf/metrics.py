@@ -185,24 +185,32 @@ def wilson_interval(successes, n, z: float = Z_95) -> tuple[float, float]:
 
 
 def bootstrap_mean_interval(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
-                            level: float = 0.95) -> np.ndarray:
+                            level: float = 0.95, groups=None) -> np.ndarray:
     """Percentile bootstrap interval of the mean over rows (Efron & Tibshirani 1993): ``resamples`` times, N rows
     are drawn with replacement (the same draws for every column), and the interval is the (1 - level) / 2 and
     (1 + level) / 2 quantiles of the resampled means. For a paired difference, pass the per-image differences
     (e.g. attribute present in the output minus present in the truth): resampling images keeps each pair
     together, so the interval reflects the pairing.
 
+    With ``groups`` (e.g. the identity of the person in each image) it is the cluster bootstrap (Davison & Hinkley
+    1997, hierarchical data; Field & Welsh 2007): each resample draws G of the G groups with replacement and takes
+    every row of each drawn group (the same draw for every column), and its mean is over the rows taken. Rows of
+    one group are not independent (images of one person), so resampling them one by one would understate the
+    interval. With every group distinct it is the row bootstrap above: the same intervals for the same seed.
+
     Args:
       values: `[N]` or `[N, K]` per-image values (N >= 1), e.g. per-pose MPJPE or per-image 0/1 differences.
       resamples: number of bootstrap resamples.
       seed: seed of the resampling (the same seed and values give the same interval).
       level: two-sided coverage.
+      groups: None, or `[N]` group ids (any integers or strings): which rows are resampled together.
 
     Returns:
       float64 `[2]` (low, high) for `[N]` values, `[K, 2]` for `[N, K]`.
 
     Raises:
-      ValueError: values is empty, not 1-D or 2-D, or not finite; resamples < 1; level not in (0, 1).
+      ValueError: values is empty, not 1-D or 2-D, or not finite; resamples < 1; level not in (0, 1); groups is
+        not an [N] array.
     """
     x = np.asarray(values, np.float64)
     if x.ndim not in (1, 2) or x.shape[0] == 0 or not np.all(np.isfinite(x)):
@@ -210,50 +218,198 @@ def bootstrap_mean_interval(values, resamples: int = BOOTSTRAP_RESAMPLES, seed: 
     if resamples < 1 or not 0 < level < 1:
         raise ValueError(f"need resamples >= 1 and 0 < level < 1; got {resamples} and {level}")
     tail = 100.0 * (1.0 - level) / 2.0
-    means = _bootstrap_means(x.reshape(len(x), -1), resamples, seed)
+    means = _bootstrap_means(x.reshape(len(x), -1), resamples, seed, _group_index(groups, len(x)))
     interval = np.percentile(means, [tail, 100.0 - tail], axis=0).T  # [K, 2]
     return interval[0] if x.ndim == 1 else interval
 
 
-def _bootstrap_means(cols: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+def _group_index(groups, n: int) -> np.ndarray | None:
+    """groups [N] ids -> int64 [N] in [0, G), numbered in order of first appearance (so N distinct ids give
+    0, 1, ..., N - 1 and the cluster bootstrap draws exactly what the row bootstrap draws); None stays None."""
+    if groups is None:
+        return None
+    g = np.asarray(groups)
+    if g.shape != (n,):
+        raise ValueError(f"groups must be an [N] array of group ids with N = {n} rows; got shape {g.shape}")
+    _, first, inverse = np.unique(g, return_index=True, return_inverse=True)
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first)] = np.arange(len(first))
+    return rank[inverse.reshape(-1)]
+
+
+def _bootstrap_means(cols: np.ndarray, resamples: int, seed: int, groups: np.ndarray | None = None) -> np.ndarray:
     """[resamples, K] column means of ``cols`` [N, K] over rows drawn with replacement (the same draws for every
-    column, so paired columns stay paired)."""
-    n, rng = len(cols), np.random.default_rng(seed)
+    column, so paired columns stay paired). With ``groups`` (int64 [N] in [0, G), :func:`_group_index`), G groups
+    are drawn with replacement instead, each with all its rows: the mean is the drawn groups' sum over their
+    number of rows."""
+    if groups is None:
+        sums, sizes = cols, np.ones(len(cols))
+    else:
+        sums = np.zeros((groups.max() + 1, cols.shape[1]))
+        np.add.at(sums, groups, cols)  # [G, K] each group's column sums
+        sizes = np.bincount(groups).astype(np.float64)  # [G] rows per group
+    n, rng = len(sums), np.random.default_rng(seed)
     means = np.empty((resamples, cols.shape[1]))
     chunk = max(1, 1_000_000 // n)  # resamples per pass: about 8 MB of indices and 8 MB of counts
     for start in range(0, resamples, chunk):
         c = min(resamples, start + chunk) - start
         idx = rng.integers(0, n, size=(c, n)) + n * np.arange(c)[:, None]  # resample r draws from [r*n, r*n + n)
-        counts = np.bincount(idx.ravel(), minlength=c * n).reshape(c, n)  # [c, N] times each image is drawn
-        means[start:start + c] = counts @ cols / n
+        counts = np.bincount(idx.ravel(), minlength=c * n).reshape(c, n)  # [c, n] times each row (group) is drawn
+        means[start:start + c] = (counts @ sums) / (counts @ sizes)[:, None]
     return means
 
 
 def bootstrap_ratio_interval(numerator, denominator, resamples: int = BOOTSTRAP_RESAMPLES,
-                             seed: int = BOOTSTRAP_SEED, level: float = 0.95) -> np.ndarray:
+                             seed: int = BOOTSTRAP_SEED, level: float = 0.95, groups=None) -> np.ndarray:
     """Paired percentile bootstrap interval of ``mean(numerator) / mean(denominator)``: images are resampled with
-    their two values together (e.g. an output's seam and its true face's seam).
+    their two values together (e.g. an output's seam and its true face's seam); with ``groups``, whole groups
+    (identities) are resampled, as in :func:`bootstrap_mean_interval`.
 
     Args:
       numerator, denominator: `[N]` finite per-image values (N >= 1); the denominator's resampled means must be
         positive.
+      groups: None, or `[N]` group ids (e.g. identities).
 
     Returns:
       float64 `[2]` (low, high).
 
     Raises:
-      ValueError: the arrays are empty, of other lengths or not finite; a resampled denominator mean is <= 0.
+      ValueError: the arrays are empty, of other lengths or not finite; a resampled denominator mean is <= 0;
+        groups is not an [N] array.
     """
     a, b = np.asarray(numerator, np.float64), np.asarray(denominator, np.float64)
     if a.ndim != 1 or a.shape != b.shape or a.size == 0 or not np.all(np.isfinite(a) & np.isfinite(b)):
         raise ValueError(f"numerator and denominator must be finite [N] arrays of one length; got {a.shape}, {b.shape}")
     if resamples < 1 or not 0 < level < 1:
         raise ValueError(f"need resamples >= 1 and 0 < level < 1; got {resamples} and {level}")
-    means = _bootstrap_means(np.stack([a, b], 1), resamples, seed)
+    means = _bootstrap_means(np.stack([a, b], 1), resamples, seed, _group_index(groups, len(a)))
     if np.any(means[:, 1] <= 0):
         raise ValueError("the denominator's mean is not positive in every resample: the ratio is undefined")
     tail = 100.0 * (1.0 - level) / 2.0
     return np.percentile(means[:, 0] / means[:, 1], [tail, 100.0 - tail])
+
+
+# --- realism: distances between two sets of image features (NumPy) ----------------------------------------
+
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+
+
+def _feature_pair(features_a, features_b, min_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    if (a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < min_rows
+            or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b)))):
+        raise ValueError(f"features_a and features_b must be finite [N, F] arrays of one F with N >= {min_rows}; "
+                         f"got shapes {a.shape} and {b.shape}")
+    return a, b
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    """The symmetric square root of a symmetric positive semi-definite matrix, by its eigen-decomposition; the
+    eigenvalues rounding makes slightly negative are taken as 0."""
+    w, v = np.linalg.eigh((matrix + matrix.T) / 2.0)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
+def group_halves(groups, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Splits N rows into two halves that share no group (e.g. no person), for a real-versus-real reference
+    distance: the groups, in a random order drawn from ``seed``, go one by one to the half with fewer rows so far
+    (the first on a tie), so the halves differ in size by at most the largest group's size.
+
+    Args:
+      groups: `[N]` group ids (any integers or strings), N >= 2; all distinct (e.g. ``np.arange(N)``) gives a
+        random split into halves of N - N // 2 and N // 2 rows.
+      seed: seed of the group order.
+
+    Returns:
+      (first, second): int64 row indices, each sorted.
+
+    Raises:
+      ValueError: groups is not an [N] array with N >= 2 holding at least two distinct ids.
+    """
+    g = np.asarray(groups)
+    index = _group_index(g, len(g)) if g.ndim == 1 else None
+    if index is None or len(g) < 2 or index.max() < 1:
+        raise ValueError(f"groups must be an [N] array of at least 2 distinct ids; got shape {g.shape} with "
+                         f"{len(np.unique(g)) if g.ndim == 1 else 'no'} distinct ids")
+    sizes = np.bincount(index)
+    first = np.zeros(len(sizes), bool)
+    counts = [0, 0]
+    for group in np.random.default_rng(seed).permutation(len(sizes)):
+        half = int(counts[1] < counts[0])
+        first[group] = half == 0
+        counts[half] += sizes[group]
+    in_first = first[index]
+    return np.flatnonzero(in_first).astype(np.int64), np.flatnonzero(~in_first).astype(np.int64)
+
+
+def frechet_distance(features_a, features_b) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017, the FID's formula):
+    ``|mu_a - mu_b|^2 + tr(C_a) + tr(C_b) - 2 tr((C_a^1/2 C_b C_a^1/2)^1/2)``, the means and covariances (ddof 1)
+    of the rows. The matrix square roots come from eigen-decompositions of symmetric matrices, so the result is
+    real, and covariances of rank below F (fewer rows than features, constant features) are handled: their zero
+    eigenvalues stay zero. 0 for two sets with one mean and covariance; it grows with the sample size's noise
+    too, so compare it only with distances from sets of the same sizes (docs/measuring-intervals.md).
+
+    Args:
+      features_a, features_b: `[N_a, F]` and `[N_b, F]` finite features (N >= 2 each), e.g. ``Probe.features``.
+
+    Returns:
+      Python float >= 0 (rounding below 0 is returned as 0), in squared feature units.
+
+    Raises:
+      ValueError: the arrays are not finite 2-D arrays of one feature count with at least 2 rows each.
+    """
+    a, b = _feature_pair(features_a, features_b, 2)
+    mean_term = float(np.sum((a.mean(0) - b.mean(0)) ** 2))
+    cov_a, cov_b = np.cov(a, rowvar=False).reshape(a.shape[1], -1), np.cov(b, rowvar=False).reshape(b.shape[1], -1)
+    root_a = _psd_sqrt(cov_a)
+    cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a)  # the eigenvalues of C_a C_b, >= 0 up to rounding
+    trace_term = np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.sum(np.sqrt(np.clip(cross, 0.0, None)))
+    return max(0.0, mean_term + float(trace_term))
+
+
+def _cubic_kernel(x: np.ndarray, y: np.ndarray, f: int) -> np.ndarray:
+    """[M, M'] ``(x . y / f + 1)^3`` for rows x [M, F], y [M', F] (cubed by two products: ``** 3`` is ~7x slower)."""
+    k = x @ y.T / f + 1.0
+    return k * k * k
+
+
+def kernel_distance(features_a, features_b, subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE,
+                    seed: int = 0) -> tuple[float, float]:
+    """Kernel distance (KID, Bińkowski et al. 2018): the unbiased estimate of the squared maximum mean discrepancy
+    between the two feature distributions with the cubic polynomial kernel ``k(x, y) = (x . y / F + 1)^3``,
+    averaged over ``subsets`` random subsets. Each subset draws ``m = min(subset_size, N_a, N_b)`` rows of each set
+    without replacement and takes
+    ``sum_{i != j} k(a_i, a_j) / (m (m-1)) + sum_{i != j} k(b_i, b_j) / (m (m-1)) - 2 sum_{i,j} k(a_i, b_j) / m^2``.
+    Unbiased: for two samples of one distribution its expectation is 0, so a single estimate can be negative.
+
+    Args:
+      features_a, features_b: `[N_a, F]` and `[N_b, F]` finite features (N >= 2 each).
+      subsets: number of random subsets, >= 1.
+      subset_size: rows drawn from each set per subset (at most the smaller set's N), >= 2.
+      seed: seed of the subset draws (the same seed and features give the same result).
+
+    Returns:
+      (mean, std) Python floats over the subsets' estimates (std 0.0 for one subset).
+
+    Raises:
+      ValueError: the arrays are not finite 2-D arrays of one feature count with at least 2 rows each; subsets < 1
+        or subset_size < 2.
+    """
+    a, b = _feature_pair(features_a, features_b, 2)
+    if subsets < 1 or subset_size < 2:
+        raise ValueError(f"need subsets >= 1 and subset_size >= 2; got {subsets} and {subset_size}")
+    m, f = min(subset_size, len(a), len(b)), a.shape[1]
+    rng = np.random.default_rng(seed)
+    estimates = np.empty(subsets)
+    for s in range(subsets):
+        x = a[rng.choice(len(a), m, replace=False)]
+        y = b[rng.choice(len(b), m, replace=False)]
+        k_xx, k_yy, k_xy = (_cubic_kernel(x, x, f), _cubic_kernel(y, y, f), _cubic_kernel(x, y, f))
+        within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
+        estimates[s] = within - 2.0 * k_xy.sum() / (m * m)
+    return float(estimates.mean()), float(estimates.std())
 
 
 # --- seams --------------------------------------------------------------------------------------------------

@@ -12,6 +12,12 @@ unchanged. Without that, a probe
 trained only on clean faces reads any noise around the mouth as stubble: on held-out faces, a mouth/nose box of
 uniform random colours made 89 % of them "Male" (truth 48 %), so a generator that fills a hole with noise would
 score a male bias it never drew.
+
+A **region probe** (``region=(top, left, bottom, right)`` fractions) sees only that box of each face, cropped and
+resized to the probe's input size: for inpainting, the hole, so a bias is read where the prediction acts and not
+from the visible pixels the output copies from its input. ``Probe.features`` gives the probe's penultimate-layer
+activations, the feature space of the realism figures (``metrics.frechet_distance``, ``metrics.kernel_distance``;
+docs/measuring-intervals.md).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from aign_tf.data.synthetic_faces import MOUTH_NOSE_BOX
 from aign_tf.networks.image import attribute_probe
 
 PROBE_VERSION = 6  # bump when the probe's architecture or training changes: it keys the cache
+# (a region probe's key also holds its region; the full-image probe's key and training are v6's unchanged)
 # 6: trained in a child process on one thread, so a machine trains the same probe whatever its core count (the
 #    training is 5's: on one thread it gives 5's one-thread instance)
 # 5: also noise added over the box's own content (grey and colour), labels unchanged
@@ -40,25 +47,100 @@ PROBE_VERSION = 6  # bump when the probe's architecture or training changes: it 
 #    in a bias figure); another thread count still trains another probe (CPU reductions split differently)
 
 
+def check_region(region) -> tuple[float, float, float, float] | None:
+    """None, or ``(top, left, bottom, right)`` fractions of the image side with ``0 <= top < bottom <= 1`` and
+    ``0 <= left < right <= 1`` -> that tuple of floats (None stays None); anything else -> ValueError naming it."""
+    if region is None:
+        return None
+    try:
+        top, left, bottom, right = (float(v) for v in region)
+    except (TypeError, ValueError):
+        raise ValueError(f"region must be four numbers (top, left, bottom, right) or None; got {region!r}") from None
+    if not (0.0 <= top < bottom <= 1.0 and 0.0 <= left < right <= 1.0):
+        raise ValueError(f"region (top, left, bottom, right) must satisfy 0 <= top < bottom <= 1 and "
+                         f"0 <= left < right <= 1; got {tuple(region)!r}")
+    return top, left, bottom, right
+
+
+def region_pixels(region, height: int, width: int) -> tuple[int, int, int, int]:
+    """The pixels of ``region`` in a height x width image: (top, left, bottom, right), bottom and right exclusive,
+    by the rule of ``renderers.box_mask`` (a pixel belongs to the box when its centre, ``(i + 0.5) / side`` in
+    float32, lies in ``[top, bottom) x [left, right)``). NumPy only, so it also runs while a graph is traced. A
+    region that holds no pixel centre -> ValueError naming it and the size."""
+    top, left, bottom, right = (np.float32(v) for v in check_region(region))
+    rows = _inside(height, top, bottom)
+    cols = _inside(width, left, right)
+    if not (len(rows) and len(cols)):
+        raise ValueError(f"region {tuple(region)!r} holds no pixel centre of a {height}x{width} image")
+    return int(rows[0]), int(cols[0]), int(rows[-1]) + 1, int(cols[-1]) + 1
+
+
+def _inside(size: int, low: np.float32, high: np.float32) -> np.ndarray:
+    """Indices of the pixels whose float32 centre ``(i + 0.5) / size`` (``renderers.pixel_centres``) is in
+    [low, high)."""
+    centres = (np.arange(size, dtype=np.float32) + np.float32(0.5)) / np.float32(size)
+    return np.flatnonzero((centres >= low) & (centres < high))
+
+
+def crop_region(images, region, size: int) -> tf.Tensor:
+    """The probe's view of a region: the pixels of ``region`` (``region_pixels``) of every image, resized to size x
+    size (bilinear, antialiased when it shrinks).
+
+    Args:
+      images: `[B, H, W, 3]` float in [0, 1].
+      region: ``(top, left, bottom, right)`` fractions.
+      size: the output side in pixels.
+
+    Returns:
+      `[B, size, size, 3]` float32 in [0, 1].
+    """
+    images = tf.convert_to_tensor(images, tf.float32)
+    top, left, bottom, right = region_pixels(region, int(images.shape[1]), int(images.shape[2]))
+    crop = images[:, top:bottom, left:right]
+    return tf.clip_by_value(tf.image.resize(crop, [size, size], method="bilinear", antialias=True), 0.0, 1.0)
+
+
 class Probe:
     """model: keras.Model images [B, S, S, 3] in [0, 1] -> logits [B, A]; accuracy: held-out accuracy per
     attribute name; base_rate: positive rate per attribute in the held-out labels; accuracy_images: how many
-    held-out images the accuracy was measured on (None: unknown)."""
+    held-out images the accuracy was measured on (None: unknown); region: None (the model sees whole images), or
+    ``(top, left, bottom, right)`` fractions: the model sees that box of each image resized to S x S
+    (``crop_region``), and ``accuracy`` and ``base_rate`` were measured on that view."""
 
     def __init__(self, model: keras.Model, attribute_names, accuracy: dict, base_rate: dict,
-                 accuracy_images: int | None = None):
+                 accuracy_images: int | None = None, region=None):
         self.model = model
         self.attribute_names = tuple(attribute_names)
         self.accuracy = accuracy
         self.base_rate = base_rate
         self.accuracy_images = accuracy_images
+        self.region = check_region(region)
+        self._feature_model = None
 
-    def probabilities(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """images float32 [N, S, S, 3] in [0, 1] (or uint8) -> probabilities float32 [N, A]."""
+    def _view(self, images: np.ndarray) -> np.ndarray | tf.Tensor:
+        """images uint8 or float [B, H, W, 3] -> the model's input, float32 [B, S, S, 3] in [0, 1] (the region
+        cropped and resized when the probe has one)."""
         images = np.asarray(images)
         if images.dtype == np.uint8:
             images = images.astype(np.float32) / 255.0
-        out = [tf.sigmoid(self.model(images[i:i + batch_size], training=False)).numpy()
+        if self.region is None:
+            return images
+        return crop_region(images, self.region, int(self.model.input_shape[1]))
+
+    def probabilities(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """images float32 [N, H, W, 3] in [0, 1] (or uint8) -> probabilities float32 [N, A]. Without a region H and
+        W are the model's S; with one, any size (the region is cropped, then resized to S x S)."""
+        out = [tf.sigmoid(self.model(self._view(images[i:i + batch_size]), training=False)).numpy()
+               for i in range(0, len(images), batch_size)]
+        return np.concatenate(out, 0)
+
+    def features(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """images float32 [N, H, W, 3] in [0, 1] (or uint8) -> float32 [N, F]: the activations the model's last
+        layer (the logits) reads, i.e. ``attribute_probe``'s globally pooled last convolution (F = 4 x its
+        base_filters, 64), with the probe's region crop applied like in ``probabilities``."""
+        if self._feature_model is None:
+            self._feature_model = keras.Model(self.model.input, self.model.layers[-1].input)
+        out = [np.asarray(self._feature_model(self._view(images[i:i + batch_size]), training=False), np.float32)
                for i in range(0, len(images), batch_size)]
         return np.concatenate(out, 0)
 
@@ -121,41 +203,50 @@ def occlude(images: tf.Tensor, seed, rate: float = 0.5, box=MOUTH_NOSE_BOX) -> t
     return images * (1.0 - hole) + fill * hole
 
 
-def _key(train_images: np.ndarray, train_labels: np.ndarray, epochs: int, seed: int) -> str:
+def _key(train_images: np.ndarray, train_labels: np.ndarray, epochs: int, seed: int, region=None) -> str:
     h = hashlib.sha1()
     h.update(np.ascontiguousarray(train_images[:: max(1, len(train_images) // 64)]).tobytes())
     h.update(np.ascontiguousarray(train_labels).tobytes())
-    h.update(repr((train_images.shape, epochs, seed, PROBE_VERSION)).encode())
+    region_part = () if region is None else (("region", check_region(region)),)  # the full probe's key unchanged
+    h.update(repr((train_images.shape, epochs, seed, PROBE_VERSION) + region_part).encode())
     return h.hexdigest()[:16]
 
 
 def load_or_train_probe(cache_dir: str, train_images: np.ndarray, train_labels: np.ndarray,
                         test_images: np.ndarray, test_labels: np.ndarray, attribute_names,
                         epochs: int = 6, batch_size: int = 64, seed: int = 0, max_train: int = 12000,
-                        log=print) -> Probe:
+                        log=print, region=None) -> Probe:
     """Trains the probe on (train_images uint8 [N, S, S, 3], train_labels uint8 [N, A]) once and caches it
     under ``cache_dir/probe_<hash>/``; later calls with the same data load it. Accuracy is measured on the
     held-out (test_images, test_labels). At most ``max_train`` training images are used.
+
+    With ``region`` (``(top, left, bottom, right)`` fractions, e.g. the inpainting hole) it is a region probe: it
+    is trained on that box of the training images, resized to S x S (``crop_region``), its held-out accuracy is
+    measured on the same view of the held-out images, and the region is part of the cache key. Its occlusion
+    augmentation acts inside the crop (``train_probe``).
 
     The training runs in a child process on one thread (``_train_one_thread``): CPU reductions split by thread,
     so the same data trained on two threads gives another instrument, and on this project's 2-core VM two
     instances moved a super-resolution bias figure by 0.03-0.07. On one thread every machine of the same kind
     (CPU, TensorFlow build) trains the same probe, whatever its core count."""
+    region = check_region(region)
     train_images, train_labels = train_images[:max_train], train_labels[:max_train]
-    folder = os.path.join(cache_dir, f"probe_{_key(train_images, train_labels, epochs, seed)}")
+    folder = os.path.join(cache_dir, f"probe_{_key(train_images, train_labels, epochs, seed, region)}")
     model_path, info_path = os.path.join(folder, "probe.keras"), os.path.join(folder, "probe.json")
     if not (os.path.exists(model_path) and os.path.exists(info_path)):
-        log(f"training the attribute probe on {len(train_images)} labelled images, one thread (cached in {folder})")
+        what = "attribute probe" if region is None else f"region probe of {region}"
+        log(f"training the {what} on {len(train_images)} labelled images, one thread (cached in {folder})")
         os.makedirs(folder, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
             inputs = os.path.join(tmp, "inputs.npz")
             np.savez(inputs, train_images=train_images, train_labels=train_labels, test_images=test_images,
-                     test_labels=test_labels, attribute_names=np.asarray(attribute_names, str))
+                     test_labels=test_labels, attribute_names=np.asarray(attribute_names, str),
+                     region=np.asarray(region if region is not None else [], np.float64))
             _train_one_thread(inputs, folder, epochs, batch_size, seed)
     with open(info_path) as f:
         info = json.load(f)
     probe = Probe(keras.models.load_model(model_path), attribute_names, info["accuracy"], info["base_rate"],
-                  info.get("accuracy_images"))
+                  info.get("accuracy_images"), region)
     if probe.accuracy_images is None:  # cached before the count was recorded: measure on these held-out images
         held_out = held_out_figures(probe, test_images, test_labels)
         probe.accuracy, probe.base_rate = held_out["accuracy"], held_out["base_rate"]
@@ -165,7 +256,7 @@ def load_or_train_probe(cache_dir: str, train_images: np.ndarray, train_labels: 
 
 def held_out_figures(probe: Probe, test_images: np.ndarray, test_labels: np.ndarray) -> dict:
     """The probe's accuracy and positive rate per attribute name on held-out images (uint8 [N, S, S, 3]) with
-    their labels ([N, A]), and N ("accuracy_images")."""
+    their labels ([N, A]), and N ("accuracy_images"); a region probe reads its region of them."""
     probs = probe.probabilities(test_images)
     truth = np.asarray(test_labels).astype(bool)
     names = probe.attribute_names
@@ -186,21 +277,34 @@ def _train_one_thread(inputs: str, folder: str, epochs: int, batch_size: int, se
 
 
 def train_probe(folder: str, train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
-                test_labels: np.ndarray, attribute_names, epochs: int, batch_size: int, seed: int) -> None:
+                test_labels: np.ndarray, attribute_names, epochs: int, batch_size: int, seed: int,
+                region=None) -> None:
     """Trains the probe in this process and writes ``folder``/probe.keras, then probe.json (held-out accuracy
-    and positive rate per attribute name, and the number of held-out images: ``held_out_figures``)."""
+    and positive rate per attribute name, and the number of held-out images: ``held_out_figures``; the region).
+
+    With ``region`` each training image is first cropped to it and resized to S x S (``crop_region``), and the
+    occlusion augmentation then works in the crop: its fixed box is the whole crop, its random boxes 1/4 to 1/2 of
+    the crop's side. The whole crop is what an inpainting prediction replaces, so a fill with no face in it (flat,
+    noise, blocks) is exactly the artefact this probe must not read as an attribute: on those images the labels
+    cannot be learnt, and the probe learns to answer them with the base rate instead of, say, "stubble". Boxes in
+    full-image fractions (the full probe's mouth/nose box, random boxes anywhere) would mostly miss a small region
+    or, for the hole, cover exactly the crop anyway."""
+    region = check_region(region)
     keras.utils.set_random_seed(seed)
     size = train_images.shape[1]
     model = attribute_probe(size, len(attribute_names))
     model.compile(optimizer=keras.optimizers.Adam(2e-3),
                   loss=keras.losses.BinaryCrossentropy(from_logits=True), jit_compile=False)
     rng = np.random.default_rng(seed)
+    box = MOUTH_NOSE_BOX if region is None else (0.0, 0.0, 1.0, 1.0)
 
     def augment(index, batch):
         x, y = batch
-        x = tf.image.stateless_random_brightness(tf.cast(x, tf.float32) / 255.0, 0.05,
-                                                 tf.stack([tf.constant(seed + 1, tf.int64), index]))
-        x = occlude(tf.clip_by_value(x, 0.0, 1.0), tf.stack([tf.constant(seed, tf.int64), index]))
+        x = tf.cast(x, tf.float32) / 255.0
+        if region is not None:
+            x = crop_region(x, region, size)
+        x = tf.image.stateless_random_brightness(x, 0.05, tf.stack([tf.constant(seed + 1, tf.int64), index]))
+        x = occlude(tf.clip_by_value(x, 0.0, 1.0), tf.stack([tf.constant(seed, tf.int64), index]), box=box)
         return x, tf.cast(y, tf.float32)
 
     order = rng.permutation(len(train_images))
@@ -211,7 +315,8 @@ def train_probe(folder: str, train_images: np.ndarray, train_labels: np.ndarray,
     model_path = os.path.join(folder, "probe.keras")
     model.save(model_path + ".tmp.keras")
     os.replace(model_path + ".tmp.keras", model_path)
-    info = {**held_out_figures(Probe(model, attribute_names, {}, {}), test_images, test_labels),
+    info = {**held_out_figures(Probe(model, attribute_names, {}, {}, region=region), test_images, test_labels),
+            "region": None if region is None else list(region),
             "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                         "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}}
     with open(os.path.join(folder, "probe.json"), "w") as f:
@@ -225,8 +330,9 @@ def _main(argv) -> None:
     inputs, folder, epochs, batch_size, seed = argv
     with np.load(inputs) as data:
         arrays = {k: data[k] for k in data.files}
+    region = arrays["region"].tolist() if arrays.get("region") is not None and arrays["region"].size else None
     train_probe(folder, arrays["train_images"], arrays["train_labels"], arrays["test_images"], arrays["test_labels"],
-                [str(n) for n in arrays["attribute_names"]], int(epochs), int(batch_size), int(seed))
+                [str(n) for n in arrays["attribute_names"]], int(epochs), int(batch_size), int(seed), region)
 
 
 if __name__ == "__main__":

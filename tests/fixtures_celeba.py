@@ -2,7 +2,9 @@
 
 Reproduced quirks of the real files: list_attr_celeba.txt starts with the image count, then the 40 names
 with a trailing space, then rows ``000001.jpg -1  1 ...`` whose values are right-aligned in two columns
-(so one or two spaces apart); list_eval_partition.txt rows are ``000001.jpg 0``.
+(so one or two spaces apart); list_eval_partition.txt rows are ``000001.jpg 0``; identity_CelebA.txt (no
+header) rows are ``000001.jpg 2880``, beside the attribute file (Anno/ in the Google Drive tree; the Kaggle copy
+has none).
 """
 
 from __future__ import annotations
@@ -68,7 +70,14 @@ def _write_partition(path: str, filenames: list[str], partition: list[int], layo
             f.write(f"{name}{sep}{part}\n")
 
 
-def write_celeba_fixture(root, n_images: int = 24, corrupt: int = 2, seed: int = 0, layout: str = "flat") -> dict:
+def _write_identities(path: str, filenames: list[str], identities: np.ndarray) -> None:
+    with open(path, "w", newline="\n") as f:
+        for name, identity in zip(filenames, identities, strict=True):
+            f.write(f"{name} {identity}\n")
+
+
+def write_celeba_fixture(root, n_images: int = 24, corrupt: int = 2, seed: int = 0, layout: str = "flat",
+                         identities: bool = True) -> dict:
     """Writes ``n_images`` readable JPEGs plus ``corrupt`` broken files (alternately a truncated JPEG and a
     text file named .jpg), all listed in the annotation files, under ``root`` in ``layout`` ('flat': files
     at the root; 'anno_eval': Img/, Anno/, Eval/ subfolders as on the official Google Drive; 'kaggle': CSV
@@ -76,10 +85,13 @@ def write_celeba_fixture(root, n_images: int = 24, corrupt: int = 2, seed: int =
 
     Images are listed as 000001.jpg ... in order; about 60 / 20 / 20 % go to train / valid / test (each
     split non-empty, every broken file in train). Labels are random, but Male and Young take both values.
+    With ``identities`` (not for 'kaggle', whose copy has no identity file) identity_CelebA.txt lists every file:
+    consecutive pairs of files of one split share an identity (a 4-digit number), no identity is in two splits.
 
-    Returns a dict: root, image_dir, attr_path, partition_path, filenames (all listed, [n_images +
-    corrupt]), labels uint8 [n_images + corrupt, 40], partition (list of 0/1/2 per filename), corrupt
-    (the broken filenames), readable (split -> readable filenames), names (the 40 attribute names).
+    Returns a dict: root, image_dir, attr_path, partition_path, identity_path (None when not written),
+    filenames (all listed, [n_images + corrupt]), labels uint8 [n_images + corrupt, 40], identities int64
+    [n_images + corrupt], partition (list of 0/1/2 per filename), corrupt (the broken filenames), readable
+    (split -> readable filenames), names (the 40 attribute names).
     """
     if n_images < 3:
         raise ValueError(f"n_images must be >= 3 so every split gets an image, got {n_images}")
@@ -114,6 +126,13 @@ def write_celeba_fixture(root, n_images: int = 24, corrupt: int = 2, seed: int =
             f.write(data)
     _write_attributes(attr_path, filenames, labels, layout)
     _write_partition(partition_path, filenames, partition, layout)
+    # Identity numbers 1000 * (split + 1) + pair index within the split: pairs of one person, split-disjoint.
+    starts = {p: partition.index(p) for p in (0, 1, 2)}
+    person = np.array([1000 * (p + 1) + (i - starts[p]) // 2 for i, p in enumerate(partition)], np.int64)
+    identity_path = None
+    if identities and layout != "kaggle":
+        identity_path = os.path.join(os.path.dirname(attr_path), "identity_CelebA.txt")
+        _write_identities(identity_path, filenames, person)
     return {"root": root, "image_dir": image_dir, "attr_path": attr_path, "partition_path": partition_path,
-            "filenames": filenames, "labels": labels, "partition": partition, "corrupt": corrupt_names,
-            "readable": readable, "names": CELEBA_ATTRIBUTES}
+            "identity_path": identity_path, "filenames": filenames, "labels": labels, "identities": person,
+            "partition": partition, "corrupt": corrupt_names, "readable": readable, "names": CELEBA_ATTRIBUTES}

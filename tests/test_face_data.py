@@ -142,3 +142,26 @@ def test_prior_dir_replaces_the_biased_collection(tmp_path, tiny_splits):
     with pytest.raises((ValueError, FileNotFoundError), match="empty_dir|no image"):
         (tmp_path / "empty_dir").mkdir()
         InpaintTask(FaceTaskConfig(image_size=32, prior_dir=str(tmp_path / "empty_dir")), tiny_splits)
+
+
+def test_face_arrays_carry_identities_aligned_through_subset():
+    from aign_tf.data.faces import FaceArrays
+
+    images = np.arange(5)[:, None, None, None] * np.ones((5, 2, 2, 3), np.uint8)
+    faces = FaceArrays(images, np.zeros((5, 1), np.uint8), ("Male",), np.array([7, 7, 3, 9, 3], np.int32))
+    assert faces.identities.dtype == np.int64
+    part = faces.subset(np.array([4, 0, 3]))
+    assert part.identities.tolist() == [3, 7, 9] and part.images[:, 0, 0, 0].tolist() == [4, 0, 3]
+    assert faces.subset(slice(1, 3)).identities.tolist() == [7, 3]
+    assert faces.subset(np.array([True, False, True, False, False])).identities.tolist() == [7, 3]
+    assert FaceArrays(images, np.zeros((5, 1), np.uint8), ("Male",)).subset([1]).identities is None
+    with pytest.raises(ValueError, match=r"identities must be an \[N\] array with N = 5 images; got shape \(4,\)"):
+        FaceArrays(images, np.zeros((5, 1), np.uint8), ("Male",), np.arange(4))
+
+
+def test_every_builtin_face_is_its_own_identity(tmp_path):
+    from aign_tf.data.faces import load_face_splits
+
+    splits = load_face_splits(None, 32, str(tmp_path), num_train=12, num_test=5)
+    assert splits.train.identities.tolist() == list(range(12))
+    assert splits.test.identities.tolist() == list(range(12, 17))  # distinct from every training face

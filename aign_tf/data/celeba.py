@@ -29,7 +29,7 @@ from aign_tf.data.crops import ALIGNED_HEIGHT_PX, ALIGNED_WIDTH_PX, CELEBA_CROP,
 
 # The crop lives in crops.py, shared with --mode=predict; its names stay importable from here.
 __all__ = ["ALIGNED_HEIGHT_PX", "ALIGNED_WIDTH_PX", "CELEBA_ATTRIBUTES", "CELEBA_CROP", "SPLITS", "celeba_split",
-           "check_identities_disjoint", "crop_and_resize", "make_image_dataset", "materialize",
+           "check_identities_disjoint", "crop_and_resize", "identities_of", "make_image_dataset", "materialize",
            "parse_identities", "read_attributes", "read_identities", "read_partition", "tfds_split"]
 
 CELEBA_ATTRIBUTES: tuple[str, ...] = (
@@ -152,6 +152,19 @@ def read_identities(path: str) -> dict[str, str]:
     return parse_identities(_read_lines(path), path)
 
 
+def identities_of(identity_path: str, paths: Sequence[str]) -> np.ndarray:
+    """The identity number of each image: int64 [N] for ``paths`` [N] (matched by file name) from
+    identity_CelebA.txt at ``identity_path``. An image the file does not list -> ValueError naming it (every image
+    of a folder with an identity file needs one: the identity bootstrap resamples people, not images)."""
+    identities = read_identities(identity_path)
+    names = [os.path.basename(p) for p in paths]
+    unlisted = [n for n in names if n not in identities]
+    if unlisted:
+        raise ValueError(f"{identity_path} lists no identity for {len(unlisted)} of {len(names)} images, e.g. "
+                         f"{unlisted[0]}; expected one row 'FILENAME IDENTITY' per image")
+    return np.array([int(identities[n]) for n in names], np.int64)
+
+
 def check_identities_disjoint(data_dir: str, splits: Sequence[str] = ("train", "test")) -> str | None:
     """If ``data_dir`` holds identity_CelebA.txt (flat or under Anno/), checks that no identity has images
     in two of ``splits`` according to the partition file; files without a listed identity are not checked.
@@ -232,49 +245,57 @@ def celeba_split(data_dir: str, split: str) -> tuple[list[str], np.ndarray, tupl
 # --- decoding -----------------------------------------------------------------------------------------
 def make_image_dataset(paths: Sequence[str], labels: np.ndarray, image_size: int = 64,
                        crop: str | Sequence[int] = CELEBA_CROP,
-                       num_parallel_calls: int = tf.data.AUTOTUNE) -> tf.data.Dataset:
+                       num_parallel_calls: int = tf.data.AUTOTUNE, keys: np.ndarray | None = None) -> tf.data.Dataset:
     """Decodes image files in parallel, in input order.
 
     paths [N] image files (JPEG, PNG, ...); labels [N, A] uint8; crop: the part of each image kept
-    (:func:`aign_tf.data.crops.crop_and_resize`, the one ``--mode=predict`` applies too).
-    Yields (image float32 [S, S, 3] in [0, 1], labels uint8 [A]) for every readable image; missing,
-    truncated and non-image files are dropped (``ignore_errors``), never raised. Pass the dataset to
-    :func:`materialize` with ``expected=len(paths)`` to learn how many were dropped.
+    (:func:`aign_tf.data.crops.crop_and_resize`, the one ``--mode=predict`` applies too); keys: optional int64
+    [N] carried with each image (e.g. its identity), so they stay aligned when unreadable files are dropped.
+    Yields (image float32 [S, S, 3] in [0, 1], labels uint8 [A]), with keys (image, labels, key int64 []), for
+    every readable image; missing, truncated and non-image files are dropped (``ignore_errors``), never raised.
+    Pass the dataset to :func:`materialize` with ``expected=len(paths)`` to learn how many were dropped.
     """
     labels = np.asarray(labels, np.uint8)
     if labels.ndim != 2 or len(labels) != len(paths):
         raise ValueError(f"labels must be [N, A] with N = len(paths) = {len(paths)}, got {labels.shape}")
+    if keys is not None and np.shape(keys) != (len(paths),):
+        raise ValueError(f"keys must be [N] with N = len(paths) = {len(paths)}, got {np.shape(keys)}")
     if int(image_size) < 1:
         raise ValueError(f"image_size must be a positive number of pixels, got {image_size}")
     crop = check_crop(crop)
 
-    def load(path, label):
+    def load(path, label, *key):
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        return crop_and_resize(image, int(image_size), crop), label
+        return (crop_and_resize(image, int(image_size), crop), label, *key)
 
-    ds = tf.data.Dataset.from_tensor_slices((tf.constant(list(paths), tf.string), labels))
+    columns = (tf.constant(list(paths), tf.string), labels)
+    if keys is not None:
+        columns += (np.asarray(keys, np.int64),)
+    ds = tf.data.Dataset.from_tensor_slices(columns)
     return ds.map(load, num_parallel_calls=num_parallel_calls, deterministic=True).ignore_errors()
 
 
 def materialize(dataset: tf.data.Dataset, expected: int | None = None,
-                batch_size: int = 256) -> tuple[np.ndarray, np.ndarray, int]:
-    """Reads a whole (image, labels) dataset once into memory.
+                batch_size: int = 256) -> tuple:
+    """Reads a whole (image, labels) or (image, labels, key) dataset once into memory.
 
-    dataset: yields (image float32 [S, S, 3] in [0, 1], labels [A]), e.g. from :func:`make_image_dataset`.
+    dataset: yields (image float32 [S, S, 3] in [0, 1], labels [A]), or (image, labels, key int64 []), e.g. from
+    :func:`make_image_dataset` (with ``keys``).
     expected: how many inputs the dataset was built from (None if unknown, e.g. TFDS).
     Returns (images uint8 [M, S, S, 3], labels uint8 [M, A], n_skipped = expected - M, or 0 if expected is
-    None). If every expected input was skipped -> ValueError (nothing readable to train on).
+    None), and for a dataset with keys a fourth element, the keys int64 [M] of the images read. If every
+    expected input was skipped -> ValueError (nothing readable to train on).
     """
-    image_spec, label_spec = dataset.element_spec
+    image_spec, label_spec, *key_spec = dataset.element_spec
     size = tuple(image_spec.shape)
-    to_uint8 = dataset.map(lambda x, y: (tf.cast(tf.round(x * 255.0), tf.uint8), tf.cast(y, tf.uint8)),
+    to_uint8 = dataset.map(lambda x, y, *k: (tf.cast(tf.round(x * 255.0), tf.uint8), tf.cast(y, tf.uint8), *k),
                            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if expected is not None and expected < 0:
         raise ValueError(f"expected must be a number of inputs >= 0 or None, got {expected}")
     # With a known count, fill one preallocated buffer: no second full-size copy from concatenation.
     images = np.empty((expected if expected is not None else 0, *size), np.uint8)
-    image_batches, label_batches, n = [], [], 0
-    for x, y in to_uint8.batch(batch_size).prefetch(2).as_numpy_iterator():
+    image_batches, label_batches, key_batches, n = [], [], [], 0
+    for x, y, *k in to_uint8.batch(batch_size).prefetch(2).as_numpy_iterator():
         if expected is not None and n + len(x) > expected:
             raise ValueError(f"expected={expected} but the dataset yielded more images")
         if expected is not None:
@@ -282,20 +303,22 @@ def materialize(dataset: tf.data.Dataset, expected: int | None = None,
         else:
             image_batches.append(x)
         label_batches.append(y)
+        key_batches.extend(k)
         n += len(x)
     if expected is None:
         images = np.concatenate(image_batches) if image_batches else images
     images = images[:n]
     labels = np.concatenate(label_batches) if label_batches else np.zeros((0, *label_spec.shape), np.uint8)
+    keys = (np.concatenate(key_batches).astype(np.int64) if key_batches else np.zeros(0, np.int64),) if key_spec else ()
     if expected is None:
-        return images, labels, 0
+        return images, labels, 0, *keys
     skipped = expected - len(images)
     if expected > 0 and len(images) == 0:
         raise ValueError(f"none of the {expected} images could be read (all missing, truncated or not "
                          "images)")
     if skipped:
         logging.warning("skipped %d of %d images (missing, truncated or not an image)", skipped, expected)
-    return images, labels, skipped
+    return images, labels, skipped, *keys
 
 
 # --- TFDS ---------------------------------------------------------------------------------------------

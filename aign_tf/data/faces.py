@@ -6,6 +6,10 @@ Sources (``data_dir``):
   ``"tfds"`` or ``"tfds:<dir>"``: TFDS ``celeb_a``, only if already prepared locally.
   any other path: CelebA in its published layout (see datasets/celeba/README.md).
 Decoded splits are cached as ``.npz`` under ``cache_dir`` so a re-run does not decode again.
+
+Identities travel with the images (``FaceArrays.identities``): from identity_CelebA.txt when a CelebA folder has
+one, one per face for the built-in faces (every built-in face is a distinct person), None otherwise (TFDS, a
+folder without the file). The identity bootstrap resamples them (``metrics.bootstrap_mean_interval(groups=)``).
 """
 
 from __future__ import annotations
@@ -27,17 +31,29 @@ BUILTIN = "builtin"
 
 @dataclasses.dataclass(frozen=True)
 class FaceArrays:
-    """images uint8 [N, S, S, 3]; labels uint8 {0, 1} [N, A]; attribute_names (A,)."""
+    """images uint8 [N, S, S, 3]; labels uint8 {0, 1} [N, A]; attribute_names (A,); identities int64 [N], the
+    person in each image (None: unknown). Identities of a length other than N -> ValueError."""
 
     images: np.ndarray
     labels: np.ndarray
     attribute_names: tuple[str, ...]
+    identities: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.identities is not None:
+            identities = np.asarray(self.identities)
+            if identities.ndim != 1 or len(identities) != len(self.images):
+                raise ValueError(f"identities must be an [N] array with N = {len(self.images)} images; got shape "
+                                 f"{identities.shape}")
+            object.__setattr__(self, "identities", identities.astype(np.int64, copy=False))
 
     def __len__(self) -> int:
         return len(self.images)
 
     def subset(self, indices: np.ndarray) -> FaceArrays:
-        return FaceArrays(self.images[indices], self.labels[indices], self.attribute_names)
+        """The images at ``indices`` (an index array, a boolean mask or a slice), with their labels and identities."""
+        identities = None if self.identities is None else self.identities[indices]
+        return FaceArrays(self.images[indices], self.labels[indices], self.attribute_names, identities)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,20 +75,26 @@ def _load_celeba_like(data_dir: str, image_size: int, cache_dir: str, max_images
     from aign_tf.data import celeba
 
     splits = ("train", "valid", "test") if with_valid else ("train", "test")
+    identity_path = None
     if not data_dir.startswith("tfds"):
-        celeba.check_identities_disjoint(data_dir, splits)  # only if identity_CelebA.txt is there
-    # The crop is part of the key: a changed crops.CELEBA_CROP never reuses arrays decoded with the old one.
-    key = ("celeba", os.path.abspath(data_dir), image_size, max_images, ("crop", CELEBA_CROP)) + (
-        ("valid",) if with_valid else ())
+        identity_path = celeba.check_identities_disjoint(data_dir, splits)  # None without identity_CelebA.txt
+    # The crop is part of the key: a changed crops.CELEBA_CROP never reuses arrays decoded with the old one. The
+    # key names the identity file, so a cache decoded before identities were stored (or before the file was
+    # there) is not reused without them.
+    key = (("celeba", os.path.abspath(data_dir), image_size, max_images, ("crop", CELEBA_CROP))
+           + (("valid",) if with_valid else ()) + ("identities", identity_path))
     path = _cache_path(cache_dir, *key)
     if os.path.exists(path):
-        z = np.load(path)
-        names = tuple(str(n) for n in z["names"])
-        parts = {split: FaceArrays(z[f"{split}_x"], z[f"{split}_y"], names) for split in splits}
-        return FaceSplits(parts["train"], parts["test"], source=f"celeba:{data_dir}", skipped_images=int(z["skipped"]),
+        with np.load(path) as z:
+            names = tuple(str(n) for n in z["names"])
+            parts = {split: FaceArrays(z[f"{split}_x"], z[f"{split}_y"], names,
+                                       z[f"{split}_ids"] if f"{split}_ids" in z.files else None) for split in splits}
+            skipped = int(z["skipped"])
+        return FaceSplits(parts["train"], parts["test"], source=f"celeba:{data_dir}", skipped_images=skipped,
                           valid=parts.get("valid"))
     parts, skipped = {}, 0
     for split in splits:
+        ids = None
         if data_dir.startswith("tfds"):
             tfds_dir = data_dir.split(":", 1)[1] if ":" in data_dir else None
             ds, names = celeba.tfds_split(split, image_size, data_dir=tfds_dir)
@@ -83,13 +105,20 @@ def _load_celeba_like(data_dir: str, image_size: int, cache_dir: str, max_images
             paths, labels, names = celeba.celeba_split(data_dir, split)
             if max_images:
                 paths, labels = paths[:max_images], labels[:max_images]
-            ds = celeba.make_image_dataset(paths, labels, image_size=image_size)
-            x, y, n_skip = celeba.materialize(ds, expected=len(paths))
-        parts[split] = FaceArrays(x, y, tuple(names))
+            if identity_path is None:
+                ds = celeba.make_image_dataset(paths, labels, image_size=image_size)
+                x, y, n_skip = celeba.materialize(ds, expected=len(paths))
+            else:  # the identities ride with the images, so they stay aligned when unreadable files are dropped
+                keys = celeba.identities_of(identity_path, paths)
+                ds = celeba.make_image_dataset(paths, labels, image_size=image_size, keys=keys)
+                x, y, n_skip, ids = celeba.materialize(ds, expected=len(paths))
+        parts[split] = FaceArrays(x, y, tuple(names), ids)
         skipped += n_skip
     arrays = {}
     for split in splits:
         arrays[f"{split}_x"], arrays[f"{split}_y"] = parts[split].images, parts[split].labels
+        if parts[split].identities is not None:
+            arrays[f"{split}_ids"] = parts[split].identities
     formats.write_npz(path, **arrays, names=np.array(parts["train"].attribute_names), skipped=skipped)
     return FaceSplits(parts["train"], parts["test"], source=f"celeba:{data_dir}", skipped_images=skipped,
                       valid=parts.get("valid"))
@@ -103,7 +132,10 @@ def load_face_splits(data_dir: str | None, image_size: int, cache_dir: str, data
     CelebA (a folder or TFDS): train = partition 0, test = partition 2; ``with_valid=True`` also loads
     partition 1 into ``valid`` (cached separately), otherwise ``valid`` is None. A CelebA folder holding
     identity_CelebA.txt is checked first: an identity in two of the loaded partitions -> ValueError naming
-    it. The built-in faces have no validation partition: ``with_valid=True`` with them -> ValueError.
+    it; its identities fill ``identities`` of every split (an image it does not list -> ValueError naming it).
+    Without the file (and from TFDS) ``identities`` is None. The built-in faces get one identity per face,
+    distinct across train and test (``np.arange``). The built-in faces have no validation partition:
+    ``with_valid=True`` with them -> ValueError.
     """
     if data_dir in (None, "", BUILTIN):
         if with_valid:
@@ -111,8 +143,10 @@ def load_face_splits(data_dir: str | None, image_size: int, cache_dir: str, data
                              "--data_dir, see datasets/celeba/README.md); carve one from train instead")
         x, y = synthetic_faces.load_or_generate(cache_dir, num_train + num_test, data_seed, image_size)
         names = tuple(synthetic_faces.ATTRIBUTE_NAMES)
-        return FaceSplits(FaceArrays(x[:num_train], y[:num_train], names),
-                          FaceArrays(x[num_train:], y[num_train:], names), source=BUILTIN, skipped_images=0)
+        identities = np.arange(len(x), dtype=np.int64)  # every built-in face is a distinct person
+        return FaceSplits(FaceArrays(x[:num_train], y[:num_train], names, identities[:num_train]),
+                          FaceArrays(x[num_train:], y[num_train:], names, identities[num_train:]), source=BUILTIN,
+                          skipped_images=0)
     if not data_dir.startswith("tfds") and not os.path.isdir(data_dir):
         raise FileNotFoundError(f"--data_dir={data_dir!r} is not a directory; expected a CelebA folder "
                                 "(see datasets/celeba/README.md), 'tfds', or 'builtin'")
